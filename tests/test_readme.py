@@ -1,0 +1,30 @@
+"""The README stays true: two set-up commands, the one CI runs, and the preset sizes it quotes."""
+import re
+import subprocess
+
+from archnb.config import count_params, human, list_presets, load_preset
+
+
+def set_up_section(text: str) -> str:
+    return text.split("## Set up and run", 1)[1].split("\n## ", 1)[0]
+
+
+def test_exactly_two_commands_and_ci_runs_the_second(repo):
+    text = (repo / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)\n```", set_up_section(text), flags=re.S)
+    assert len(blocks) == 2 and all("\n" not in b for b in blocks)
+    assert "archnb presets" in blocks[0]
+    assert "nbdev_test" in blocks[1] and "pytest" in blocks[1]
+    ci = (repo / ".ci" / "run").read_text()
+    extract = re.search(r"test_cmd=\$\((awk .*README\.md)\)", ci).group(1)
+    got = subprocess.run(["bash", "-c", extract], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    assert got == blocks[1]
+    assert ci.index("torch==2.13.0") < ci.index("test_cmd")
+
+
+def test_readme_preset_sizes_are_the_true_counts(repo):
+    rows = re.findall(r"^\| ([\w.-]+) \| ([\d.]+[KMB]) \|", (repo / "README.md").read_text(), flags=re.M)
+    quoted = dict(rows)
+    assert set(quoted) == set(list_presets())
+    for name, size in quoted.items():
+        assert human(count_params(load_preset(name).arch)["total"]) == size, name
