@@ -13,7 +13,7 @@ def test_exactly_two_commands_and_ci_runs_the_second(repo):
     text = (repo / "README.md").read_text()
     blocks = re.findall(r"```sh\n(.*?)\n```", set_up_section(text), flags=re.S)
     assert len(blocks) == 2 and all("\n" not in b for b in blocks)
-    assert "archnb presets" in blocks[0]
+    assert "archnb demo" in blocks[0]
     assert "nbdev_test" in blocks[1] and "pytest" in blocks[1]
     ci = (repo / ".ci" / "run").read_text()
     extract = re.search(r"test_cmd=\$\((awk .*README\.md)\)", ci).group(1)
