@@ -10,3 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 def repo() -> Path:
     "The repository root."
     return REPO
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: minutes of work (CI runs these too)")

@@ -28,3 +28,11 @@ def test_readme_preset_sizes_are_the_true_counts(repo):
     assert set(quoted) == set(list_presets())
     for name, size in quoted.items():
         assert human(count_params(load_preset(name).arch)["total"]) == size, name
+
+
+def test_readme_images_exist_and_are_small(repo):
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (repo / "README.md").read_text())
+    assert images
+    for path in images:
+        data = (repo / path).read_bytes()
+        assert data[:4] == b"\x89PNG" and len(data) < 300_000, path
