@@ -244,6 +244,8 @@ class Trainer:
         t = self.t
         if self.out_dir and self.is_main: self.out_dir.mkdir(parents=True, exist_ok=True)
         self.state = self._build(self.device)
+        if self.state and self.t.precision == "auto":  # "auto" is measured: a resumed run keeps what its start chose, so it stays exact
+            self.precision = self.state.get("precision", self.precision)
         if t.gradient_checkpointing: self.model.gradient_checkpointing_enable()
         block = self.config.block_size
         # step i draws one global batch; micro-batch k of rank r is its rows [(k·world + r)·batch_size, ...), so batch 8,
@@ -293,7 +295,7 @@ class Trainer:
         if self.out_dir and self.is_main:
             state = {"step": self.step, "tokens_seen": self.tokens_seen, "best_val_loss": self.best_val_loss, "rng": encode_rng(),
                      "data": {"seed": self.t.seed, "next_batch": self.step, "world_size": self.world},
-                     "train_config": self.t.to_dict(), "resumed": (self.state or {}).get("resumed", [])}
+                     "train_config": self.t.to_dict(), "precision": self.precision, "resumed": (self.state or {}).get("resumed", [])}
             save_checkpoint(self.out_dir, self.model, self.opt, state, self.data_dir / "tokenizer.json")
         return ev
 
