@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from .bench import bench, format_bench
 from .config import TRAIN_FIELDS, describe_preset, human, load_preset, presets_table, table_number
-from .evaluate import add_streetmath_arguments
 
 # %% auto #0
 __all__ = ['format_presets_table', 'presets_command', 'parse_settings', 'bench_command', 'add_bench_parser', 'parse_value',
-           'train_command', 'add_train_parser', 'demo_command', 'add_demo_parser', 'build_parser', 'main']
+           'train_command', 'add_train_parser', 'add_streetmath_parser', 'default_output', 'command_settings',
+           'command_samples', 'command_generator', 'streetmath_command', 'rescore_command', 'table_command',
+           'demo_command', 'add_demo_parser', 'build_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #b57e1d01
 def format_presets_table(table) -> str:
@@ -109,6 +113,223 @@ def add_train_parser(sub):
                        help=f"TrainConfig.{name} (default: the preset's, else {default!r})")
     p.set_defaults(func=train_command)
 
+# %% ../nbs/11_cli.ipynb #659cb562
+def _number(text: str):
+    "A number from the command line: a whole number stays an int."
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+def _prompt_arguments(p):
+    g = p.add_argument_group("what is asked")
+    g.add_argument("--protocol", choices=["reference", "archnb"], default="reference",
+                   help="reference: the benchmark's prompts, decoding and selection (default); archnb: archnb's own")
+    g.add_argument("--hint", action="store_true", help="add the estimation hint to every prompt")
+    g.add_argument("--no-tools", action="store_true", help="tell the model not to call tools")
+    g.add_argument("--no-system", action="store_true", help="send no system message")
+    g.add_argument("--custom-system", default=None, metavar="TEXT", help="this system message instead of the protocol's")
+    g.add_argument("--prompt-template-file", default=None, metavar="FILE",
+                   help="instructions appended after the question (as the reference's), or with --protocol archnb a "
+                        "template with {question} {instruction} {hint} {no_tools}")
+
+def _decoding_arguments(p):
+    g = p.add_argument_group("decoding (defaults: the protocol's)")
+    g.add_argument("--temperature", type=float, default=None, help="sampling temperature; 0 is greedy (reference: 0.2; archnb: 0)")
+    g.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass (default: off)")
+    g.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens (default: off)")
+    g.add_argument("--max-tokens", type=int, default=None,
+                   help="most new tokens per reply (reference: unset, i.e. 256 for a local model and the server's own limit; archnb: 256)")
+    g.add_argument("--seed", type=int, default=None, help="seed for sampling and --shuffle (reference: 42; archnb: 0)")
+    g.add_argument("--stop", action="append", default=None, metavar="TEXT", help="stop sequence(s); repeatable or comma-separated")
+    g.add_argument("--stop-pattern", action="append", default=None, metavar="REGEX",
+                   help="stop regular expression(s); repeatable or comma-separated (so a pattern cannot hold a comma, as in the reference)")
+    g.add_argument("--stop-at-final-answer", action=argparse.BooleanOptionalAction, default=None,
+                   help="stop once a 'Final answer: <number>' line is written (reference: off; archnb: on)")
+
+def _question_arguments(p):
+    g = p.add_argument_group("the questions")
+    g.add_argument("--dataset", default="LuxMuseAI/StreetMathDataset", help="Hub data set, or 'generated[:SEED]' (offline)")
+    g.add_argument("--split", default="test", help="data set split (default: test)")
+    g.add_argument("--local-jsonl", default=None, metavar="FILE", help="read questions from this JSONL file instead of --dataset")
+    g.add_argument("--limit", type=int, default=None, help="ask the first N questions (after --shuffle)")
+    g.add_argument("--shuffle", action="store_true", help="shuffle the questions with --seed first")
+    g.add_argument("--samples-percentage", type=_number, default=None, metavar="P",
+                   help="reference: the first P%% of each topic, P a whole number 1-100; archnb: a seeded P%% draw per topic")
+
+def _model_arguments(p):
+    from archnb.hf import LAYER_SELECTIONS, REFERENCE_SLICES
+    g = p.add_argument_group("the model")
+    g.add_argument("--provider", choices=["transformers", "openai", "ollama"], default="transformers",
+                   help="who answers: a local transformers model, or an OpenAI-compatible server (default: transformers)")
+    g.add_argument("--model", default="smollm2-135m-instruct", help="model name, folder, .gguf file or archnb run; the served name otherwise")
+    g.add_argument("--num-layers", type=int, default=None, help="keep this many layers (more than the model has adds new ones)")
+    g.add_argument("--layer-slice-mode", choices=REFERENCE_SLICES, default=None,
+                   help="which layers --num-layers keeps, as the reference chooses them (its default: every_k)")
+    g.add_argument("--layer-selection", choices=LAYER_SELECTIONS, default=None,
+                   help="which layers --num-layers keeps, archnb's way (default with --protocol archnb: first)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    g.add_argument("--device-map", default=None, help="spread the model over devices: auto, balanced, balanced_low_0, sequential")
+    g.add_argument("--multi-gpu", action="store_true", help="--device-map auto when there is more than one CUDA device")
+    g.add_argument("--torch-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights' dtype (default: auto)")
+    g.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from its repository")
+    g.add_argument("--batch-size", type=int, default=32, help="questions generated together (default: 32)")
+    g.add_argument("--batching", choices=["auto", "continuous", "static"], default="auto",
+                   help="continuous batching, or fixed batches through generate() (static with --batch-size 1 is the reference's own call)")
+
+def _server_arguments(p):
+    g = p.add_argument_group("an OpenAI-compatible server (--provider openai or ollama)")
+    g.add_argument("--base-url", default=None, help="the server's API root (…/v1) or its …/chat/completions address "
+                   "(default: OpenAI's, or Ollama's http://localhost:11434/v1)")
+    g.add_argument("--api-key", default=None, help="the API key (never written to a file or printed)")
+    g.add_argument("--api-key-env", default=None, metavar="VAR", help="read the API key from this environment variable "
+                   "(default: OPENAI_API_KEY when set; none is sent when there is no key)")
+    g.add_argument("--concurrency", type=int, default=1, help="requests in flight at once (default: 1, as the reference)")
+    g.add_argument("--retries", type=int, default=3, help="retries of a failed request (default: 3)")
+    g.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one reply (default: 120)")
+    g.add_argument("--tokenizer", default=None, help="the served model's tokenizer (a name or folder), to count the tokens of replies cut here")
+
+def _record_arguments(p):
+    g = p.add_argument_group("records")
+    g.add_argument("--output", default=None, metavar="FILE", help="results JSONL (default: streetmath-results/<model>-<time>.jsonl)")
+    g.add_argument("--resume", action="store_true", help="continue --output, asking only questions not yet answered")
+    g.add_argument("--resume-errors", action="store_true", help="with --resume, ask the failed questions again")
+    g.add_argument("--log-file", default=None, metavar="FILE", help="also log each question's outcome to FILE (appended)")
+    g.add_argument("--log-raw-response", action="store_true", help="keep the raw reply (special tokens / the server's JSON) in each record")
+    g.add_argument("--arch", choices=["dense", "moe", "diffusion", "ssm"], default=None, help="architecture kind, for the FLOP estimate")
+    g.add_argument("--model-params", type=float, default=None, help="the model's parameter count, recorded (e.g. 1.35e8)")
+    g.add_argument("--active-params", type=float, default=None, help="active parameters of a mixture of experts, recorded")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+def add_streetmath_parser(sub):
+    "The `streetmath` subcommand, and its `rescore` and `table` actions."
+    p = sub.add_parser("streetmath", help="evaluate a model on StreetMath (also: rescore, table)",
+                       description="Evaluate a model on StreetMath, as the benchmark's reference runner does by default.")
+    for add in (_prompt_arguments, _decoding_arguments, _question_arguments, _model_arguments, _server_arguments, _record_arguments):
+        add(p)
+    p.set_defaults(func=streetmath_command, command="streetmath")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=False)
+    r = actions.add_parser("rescore", help="both readings of results files, written to --out-dir")
+    r.add_argument("files", nargs="+", metavar="FILE")
+    r.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the re-scored files (same names; never overwritten)")
+    r.set_defaults(func=rescore_command)
+    t = actions.add_parser("table", help="the published tables (overall, by subtopic) of results files")
+    t.add_argument("files", nargs="+", metavar="FILE")
+    t.add_argument("--out-dir", required=True, metavar="DIR", help="where Benchmark_overall.{tex,md} and Benchmark_by_subtopic.{tex,md} go")
+    t.add_argument("--reading", choices=["reference", "archnb"], default="reference", help="which reading to count (default: reference)")
+    t.add_argument("--order-from", default=None, metavar="FILE", help="a question file whose topic/subtopic order the table follows")
+    t.set_defaults(func=table_command)
+    return p
+
+# %% ../nbs/11_cli.ipynb #c434b15a
+def _split_commas(values):
+    "Repeated and comma-separated values, as the reference's parse_stop splits them."
+    out = [part.strip() for v in values or [] if v for part in v.split(",") if part.strip()]
+    return out or None
+
+def default_output(model: str) -> Path:
+    "A fresh results path for a model: streetmath-results/<model>-<timestamp>.jsonl."
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(model)).name or str(model)).strip("-")
+    return Path("streetmath-results") / f"{slug}-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
+
+def command_settings(args):
+    "The protocol's settings from the command line (a template file is read here, named in its errors)."
+    from archnb.streetmath import StreetMathSettings
+    path = args.prompt_template_file
+    if path and not Path(path).is_file(): raise FileNotFoundError(f"--prompt-template-file {path} does not exist")
+    return StreetMathSettings(args.protocol, args.hint, args.no_tools, not args.no_system, args.custom_system,
+                              Path(path).read_text(encoding="utf-8") if path else None, path, args.temperature, args.top_p,
+                              args.top_k, args.max_tokens, args.seed, _split_commas(args.stop), _split_commas(args.stop_pattern),
+                              args.stop_at_final_answer)
+
+def command_samples(args, settings) -> list[dict]:
+    "The questions the command line asks for, chosen as the protocol chooses them."
+    from archnb.streetmath import load_streetmath
+    return load_streetmath(args.local_jsonl or args.dataset, split=args.split, limit=args.limit, shuffle=args.shuffle,
+                           seed=settings.seed, samples_percentage=args.samples_percentage, protocol=settings.protocol)
+
+def _layer_selection(args) -> str:
+    if args.layer_slice_mode and args.layer_selection:
+        raise ValueError("--layer-slice-mode (the reference's) and --layer-selection (archnb's) both choose layers: give one")
+    return args.layer_slice_mode or args.layer_selection or ("every_k" if args.protocol == "reference" else "first")
+
+def _device_map(args):
+    if args.device_map and args.device != "auto":
+        print("Warning: --device set; ignoring --device-map/--multi-gpu.", file=sys.stderr)  # as the reference does
+        return None
+    if args.multi_gpu and not args.device_map:
+        import torch
+        return "auto" if torch.cuda.device_count() > 1 else None
+    return args.device_map
+
+def command_generator(args, settings):
+    "The model behind a command line, and what the records say of it: a transformers model or an OpenAI-compatible server."
+    if args.provider != "transformers":
+        from archnb.providers import OpenAICompatible, api_key
+        key = api_key(args.api_key, args.api_key_env or ("OPENAI_API_KEY" if args.provider == "openai" and "OPENAI_API_KEY" in os.environ else None))
+        tok = None
+        if args.tokenizer:
+            from transformers import AutoTokenizer
+            tok = AutoTokenizer.from_pretrained(args.tokenizer)
+        gen = OpenAICompatible(args.model, args.base_url, key, args.provider, settings.max_tokens, settings.temperature, settings.top_p,
+                               settings.top_k, settings.seed, settings.stop_rule(), args.concurrency, args.retries, args.timeout,
+                               tokenizer=tok).check_model()
+        return gen, {}
+    from archnb.generate import TransformersGenerator
+    from archnb.hf import load_causal_lm
+    selection = _layer_selection(args)
+    model, tok = load_causal_lm(args.model, num_layers=args.num_layers, layer_selection=selection, device=args.device,
+                                dtype=args.torch_dtype, trust_remote_code=args.trust_remote_code, device_map=_device_map(args))
+    gen = TransformersGenerator(model, tok, args.batch_size, settings.max_tokens or 256, settings.temperature, settings.top_p,
+                                settings.top_k, settings.seed, settings.stop_rule(), args.batching, args.model,
+                                reference=settings.protocol == "reference")
+    layers = {"num_layers": args.num_layers, "layer_selection": selection} if args.num_layers else {}
+    return gen, {**layers, "dtype": str(model.dtype).removeprefix("torch.")}
+
+def _file_log(path):
+    from archnb.evaluate import log
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler); log.setLevel(logging.INFO)
+    return handler
+
+def streetmath_command(args) -> int:
+    "Run a StreetMath evaluation from parsed arguments; print the summary; status 1 if every question failed."
+    from archnb.evaluate import evaluate_streetmath, format_summary
+    if args.resume and not args.output: raise ValueError("--resume needs --output, the results file to continue")
+    settings = command_settings(args)
+    samples = command_samples(args, settings)
+    gen, run_info = command_generator(args, settings)
+    run_info = {"dataset": str(args.local_jsonl or args.dataset), "split": args.split, **run_info,
+                "arch": args.arch, "model_params": args.model_params, "active_params": args.active_params}
+    handler = _file_log(args.log_file) if args.log_file else None
+    try:
+        res = evaluate_streetmath(gen, samples=samples, settings=settings, output=args.output or default_output(args.model),
+                                  resume=args.resume, resume_errors=args.resume_errors, log_raw_response=args.log_raw_response,
+                                  progress=not args.no_progress, run_info=run_info)
+    finally:
+        if handler: logging.getLogger("archnb.evaluate").removeHandler(handler); handler.close()
+    if res["note"]: print(f"note: {res['note']}")
+    s = res["summary"]
+    print(format_summary(s) + f"\n\nrecords and summary line: {res['output']}")
+    if s["answered"] == 0 and s["errors"]:
+        kinds = ", ".join(f"{k} ({n})" for k, n in s["error_kinds"].items())
+        print(f"archnb streetmath: error: every one of the {s['errors']} questions failed: {kinds}", file=sys.stderr)
+        return 1
+    return 0
+
+def rescore_command(args) -> int:
+    "Re-score results files into --out-dir; print each one's readings."
+    from archnb.evaluate import format_summary, rescore
+    for f in args.files:
+        res = rescore(f, args.out_dir)
+        print(format_summary(res["summary"]) + f"\n{f} -> {res['output']} ({res['changed']} stored judgements differ)\n")
+    return 0
+
+def table_command(args) -> int:
+    "Write the published tables of results files."
+    from archnb.evaluate import write_tables
+    for path in write_tables(args.files, args.out_dir, args.reading, args.order_from): print(path)
+    return 0
+
 # %% ../nbs/11_cli.ipynb #48f44428
 def demo_command(args) -> int:
     "Run the demo study and print its table and where the report is."
@@ -139,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
     add_train_parser(sub)
     add_demo_parser(sub)
-    add_streetmath_arguments(sub.add_parser("streetmath", help="evaluate a model (transformers, archnb run or OpenAI-compatible endpoint) on StreetMath"))
+    add_streetmath_parser(sub)
     return parser
 
 def main(argv: list[str] | None = None) -> int:

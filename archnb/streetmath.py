@@ -5,23 +5,31 @@
 # %% ../nbs/02_streetmath.ipynb #03d55753
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
 import re
 import statistics
+import zlib
 from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TAX_RATES', 'TOPICS', 'SUBTOPICS', 'REQUIRED', 'INSTRUCTION', 'HINT', 'NO_TOOLS', 'SYSTEM', 'DEFAULT_TEMPLATE',
-           'JUDGEMENTS', 'NUMBER', 'FINAL', 'price', 'prices', 'money', 'listing', 'basket_decimal_prices',
-           'discount_percent', 'discount_bogo', 'discount_buy_n_get_m', 'discount_threshold', 'discount_stacked',
-           'taxes', 'tax_pre_discount', 'tax_post_discount', 'units_lb_oz', 'units_kg_g', 'tips_service',
-           'fermi_crowd_density', 'travel_drive_time', 'physics_fill_rate', 'states_answer', 'draw',
-           'generate_streetmath', 'write_jsonl', 'parse_record', 'read_jsonl', 'looks_local', 'sample_per_topic',
-           'load_streetmath', 'build_prompt', 'build_messages', 'to_number', 'extract_answer', 'judge', 'score',
-           'wilson', 'judgement_rates', 'summarise_scores', 'two_proportion_test']
+__all__ = ['TAX_RATES', 'TOPICS', 'SUBTOPICS', 'REQUIRED', 'PROTOCOLS', 'DEFAULT_SEEDS', 'REFERENCE_SYSTEM',
+           'REFERENCE_INSTRUCTIONS', 'REFERENCE_HINT', 'REFERENCE_NO_TOOLS', 'INSTRUCTION', 'HINT', 'NO_TOOLS',
+           'SYSTEM', 'DEFAULT_TEMPLATE', 'JUDGEMENTS', 'READINGS', 'NUMBER', 'FINAL', 'DISAGREEMENT_CAUSES',
+           'FINAL_ANSWER_PATTERN', 'price', 'prices', 'money', 'listing', 'basket_decimal_prices', 'discount_percent',
+           'discount_bogo', 'discount_buy_n_get_m', 'discount_threshold', 'discount_stacked', 'taxes',
+           'tax_pre_discount', 'tax_post_discount', 'units_lb_oz', 'units_kg_g', 'tips_service', 'fermi_crowd_density',
+           'travel_drive_time', 'physics_fill_rate', 'states_answer', 'draw', 'generate_streetmath', 'write_jsonl',
+           'parse_record', 'read_jsonl', 'check_protocol', 'looks_local', 'sample_per_topic', 'select_questions',
+           'load_streetmath', 'check_template', 'build_prompt', 'system_prompt', 'build_messages', 'to_number',
+           'split_thinking', 'extract_answer', 'reference_answer', 'judge', 'relative_error', 'score',
+           'disagreement_cause', 'reference_thinking', 'reference_tool_call', 'tool_call_kind', 'reading_fields',
+           'answer_complete', 'StopRule', 'Generation', 'StreetMathSettings', 'wilson', 'judgement_rates',
+           'summarise_readings', 'two_proportion_test', 'reference_token_count', 'reference_summary']
 
 # %% ../nbs/02_streetmath.ipynb #efea5712
 def price(rng: random.Random, low: float, high: float) -> float:
@@ -189,7 +197,8 @@ def parse_record(raw: dict, where: str) -> dict:
 def read_jsonl(path) -> list[dict]:
     "Records from a local JSON-lines file; a malformed line is an error naming the file and the line."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"StreetMath file {path} does not exist (a local path is never fetched from the Hub)")
+    if not path.is_file():
+        raise FileNotFoundError(f"StreetMath file {path} does not exist (a local path is never fetched from the Hub)")
     out = []
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip(): continue
@@ -200,6 +209,14 @@ def read_jsonl(path) -> list[dict]:
     return out
 
 # %% ../nbs/02_streetmath.ipynb #c66a6d30
+PROTOCOLS = ("reference", "archnb")
+DEFAULT_SEEDS = {"reference": 42, "archnb": 0}
+
+def check_protocol(protocol: str) -> str:
+    "The protocol's name, or an error listing the protocols."
+    if protocol not in PROTOCOLS: raise ValueError(f"protocol={protocol!r} must be one of {', '.join(PROTOCOLS)}")
+    return protocol
+
 def looks_local(source: str) -> bool:
     "A path rather than a Hub name: it exists, ends in .json/.jsonl, or starts with ./, / or ~."
     s = str(source)
@@ -216,58 +233,169 @@ def sample_per_topic(records: list[dict], percentage: float, seed: int) -> list[
         keep.update(rng.sample(idx, max(1, round(len(idx) * percentage / 100))))
     return [r for i, r in enumerate(records) if i in keep]
 
-def load_streetmath(source="LuxMuseAI/StreetMathDataset", split: str | None = "test", limit: int | None = None,
-                    shuffle: bool = False, seed: int = 0, samples_percentage: float | None = None) -> list[dict]:
-    "StreetMath records from `generated[:SEED]`, a local JSONL file or a Hub data set; then the split, a per-topic sample, a shuffle and a limit."
+def _first_per_topic(records: list[dict], percentage: int) -> list[dict]:
+    "The reference's per-topic cut: the first ⌊p% of n⌋ (at least one) of each topic, topics in first-seen order."
+    by_topic = defaultdict(list)
+    for r in records: by_topic[r.get("topic") or "unknown"].append(r)
+    return [r for items in by_topic.values() for r in items[:max(1, int(len(items) * percentage / 100))]]
+
+def _check_selection(protocol: str, limit, samples_percentage):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit={limit!r} must be a whole number of at least 1")
+    if samples_percentage is None: return
+    if protocol == "reference" and not (isinstance(samples_percentage, int) and 1 <= samples_percentage <= 100):
+        raise ValueError(f"samples_percentage={samples_percentage!r} must be a whole number from 1 to 100 (the reference "
+                         "runner's rule)")
+    if not 0 < samples_percentage <= 100: raise ValueError(f"samples_percentage={samples_percentage} must be in (0, 100]")
+
+def select_questions(records: list[dict], protocol: str = "reference", limit: int | None = None, shuffle: bool = False,
+                     seed: int | None = None, samples_percentage: float | None = None) -> list[dict]:
+    "The questions a run asks, chosen as the protocol chooses them (see above); `records` is not changed."
+    _check_selection(check_protocol(protocol), limit, samples_percentage)
+    seed, records = DEFAULT_SEEDS[protocol] if seed is None else seed, list(records)
+    if protocol == "archnb":
+        if samples_percentage is not None: records = sample_per_topic(records, samples_percentage, seed)
+        if shuffle: random.Random(seed).shuffle(records)
+        return records[:limit] if limit is not None else records
+    if shuffle: random.Random(seed).shuffle(records)
+    if limit is not None: records = records[:limit]
+    return _first_per_topic(records, samples_percentage) if samples_percentage not in (None, 100) else records
+
+# %% ../nbs/02_streetmath.ipynb #4d1f6a2e
+def _load_source(source, split: str | None) -> tuple[list[dict], int]:
+    "The records of a source after the split filter, and how many there were before it."
     if str(source).split(":")[0] == "generated":
         seed_text = str(source).partition(":")[2] or "0"
-        if not seed_text.isdigit(): raise ValueError(f"source={source!r}: a generated set is 'generated' or 'generated:SEED' with a whole-number seed")
-        records = [r for r in generate_streetmath(seed=int(seed_text)) if split is None or r["split"] == split]
-    elif looks_local(source):
+        if not seed_text.isdigit():
+            raise ValueError(f"source={source!r}: a generated set is 'generated' or 'generated:SEED' with a whole-number seed")
+        records = generate_streetmath(seed=int(seed_text))
+        return [r for r in records if split is None or r["split"] == split], len(records)
+    if looks_local(source):
         records = read_jsonl(Path(str(source)).expanduser())
-        if split is not None and any("split" in r for r in records): records = [r for r in records if r.get("split") == split]
-    else:
-        import datasets
-        try: rows = datasets.load_dataset(str(source), split=split)
-        except (ConnectionError, OSError) as e:  # offline, or no such data set: say what to use instead
-            raise FileNotFoundError(f"StreetMath data set {source!r} could not be loaded ({type(e).__name__}: {e}); offline, use "
-                                    "'generated' or a local JSONL file") from None
-        records = [parse_record(dict(r), f"{source}[{split}] row {i}") for i, r in enumerate(rows)]
-    if samples_percentage is not None: records = sample_per_topic(records, samples_percentage, seed)
-    if shuffle: random.Random(seed).shuffle(records)
-    return records[:limit] if limit is not None else records
+        if split is None or not any("split" in r for r in records): return records, len(records)  # no split field: kept
+        return [r for r in records if r.get("split") == split], len(records)
+    import datasets
+    try: rows = datasets.load_dataset(str(source), split=split)
+    except (ConnectionError, OSError) as e:  # offline, or no such data set: say what to use instead
+        raise FileNotFoundError(f"StreetMath data set {source!r} could not be loaded ({type(e).__name__}: {e}); offline, use "
+                                "'generated' or a local JSONL file") from None
+    records = [parse_record(dict(r), f"{source}[{split}] row {i}") for i, r in enumerate(rows)]
+    return records, len(records)
+
+def load_streetmath(source="LuxMuseAI/StreetMathDataset", split: str | None = "test", limit: int | None = None,
+                    shuffle: bool = False, seed: int | None = None, samples_percentage: float | None = None,
+                    protocol: str = "reference") -> list[dict]:
+    "StreetMath records from `generated[:SEED]`, a local JSONL file or a Hub data set, chosen as `protocol` chooses."
+    records, before = _load_source(source, split)
+    chosen = select_questions(records, protocol, limit, shuffle, seed, samples_percentage)
+    if not chosen:
+        filters = ", ".join(f"{k}={v!r}" for k, v in dict(split=split, limit=limit, shuffle=shuffle, seed=seed,
+                                                            samples_percentage=samples_percentage).items() if v)
+        raise ValueError(f"no StreetMath question selected from {source}: {before} records, {len(records)} after the split "
+                         f"filter, 0 after {filters or 'selection'} (protocol {protocol})")
+    return chosen
 
 # %% ../nbs/02_streetmath.ipynb #7aa314b8
+REFERENCE_SYSTEM = ("You are a careful, practical math assistant.\n"
+                    "You are given a math problem and you need to solve it.\n")
+REFERENCE_INSTRUCTIONS = ("Rules:\n- Output a single numeric value (no words, no units).\n"
+                          "Respond in this format (no extra text):\nFinal answer: <number>")
+REFERENCE_HINT = ("\n- Give one rounded estimate only; do not compute exact totals.\n"
+                  "Prefer quick estimation over exact arithmetic.\n"
+                  "Round prices and quantities to human-friendly numbers and avoid long calculations.\n"
+                  "For example, if the number is a fraction, round the numbers to the nearest integer number before "
+                  "doing arithmetic calculations.\n"
+                  "If the number is already an integer, round to nearly 5 or 10's multiple.")
+REFERENCE_NO_TOOLS = "Do not call tools or function APIs. Do not emit <tool_call> tags."
+
 INSTRUCTION = "Answer the question. Keep your reasoning short, and end with a line of the form 'Final answer: <number>'."
 HINT = "Hint: round to friendly numbers and estimate; a quick mental estimate is better than an exact calculation."
 NO_TOOLS = "Do not use a calculator, code or any other tool."
 SYSTEM = "You are a helpful assistant who answers everyday questions."
 DEFAULT_TEMPLATE = "{question}\n\n{instruction}{hint}{no_tools}"
+_PLACEHOLDERS = ("question", "instruction", "hint", "no_tools")
 
-def build_prompt(record: dict, hint: bool = False, no_tools: bool = False, template: str | None = None) -> str:
-    "The user's text for a record: the question, the instruction, and the optional hint and no-tools lines."
+# %% ../nbs/02_streetmath.ipynb #3c5e0a8d
+def _placeholders(template: str) -> set:
+    "The archnb placeholders a template uses ({question}, {instruction}, {hint}, {no_tools})."
+    found = {m.group(1) for m in re.finditer(r"(?<!\{)\{(\w+)\}(?!\})", template)}
+    return found & set(_PLACEHOLDERS)
+
+def check_template(template: str | None, protocol: str, name: str = "the prompt template") -> str | None:
+    "The template text if the protocol can use it; an error naming the file when it would drop the question."
+    if template is None: return None
+    used = _placeholders(template)
+    if protocol == "reference" and used:
+        raise ValueError(f"{name} uses {{{sorted(used)[0]}}}: under protocol 'reference' a template file holds instructions "
+                         "appended after the question, sent literally (as the reference runner does); use protocol 'archnb' "
+                         "for a template with placeholders")
+    if used and "question" not in used:
+        raise ValueError(f"{name} uses {', '.join('{' + u + '}' for u in sorted(used))} but not {{question}}: the question "
+                         "would be dropped from every prompt")
+    return template
+
+def _reference_user(record: dict, hint: bool, no_tools: bool, template: str | None) -> str:
+    instructions = template or REFERENCE_INSTRUCTIONS
+    if hint: instructions += REFERENCE_HINT
+    if no_tools: instructions += "\n- " + REFERENCE_NO_TOOLS
+    return record.get("prompt", "").strip() + "\n\n" + instructions
+
+def _archnb_user(record: dict, hint: bool, no_tools: bool, template: str | None) -> str:
     parts = {"question": record["prompt"], "instruction": INSTRUCTION,
              "hint": f"\n{HINT}" if hint else "", "no_tools": f"\n{NO_TOOLS}" if no_tools else ""}
+    if template is not None and not _placeholders(template):  # instructions of the reference's kind, appended
+        parts["instruction"], template = template, None
     try: return (template or DEFAULT_TEMPLATE).format(**parts)
     except (KeyError, IndexError) as e:
-        raise ValueError(f"prompt template uses {e}, which is not one of {{question}}, {{instruction}}, {{hint}}, {{no_tools}}") from None
+        raise ValueError(f"prompt template uses {e}, which is not one of {{question}}, {{instruction}}, {{hint}}, "
+                         "{no_tools}") from None
 
-def build_messages(record: dict, hint: bool = False, no_tools: bool = False, template: str | None = None, system: bool = True) -> list[dict]:
-    "Chat messages for a record: an optional system message, then the user's prompt."
-    user = {"role": "user", "content": build_prompt(record, hint, no_tools, template)}
-    return [{"role": "system", "content": SYSTEM}, user] if system else [user]
+def build_prompt(record: dict, hint: bool = False, no_tools: bool = False, template: str | None = None,
+                 protocol: str = "reference") -> str:
+    "The user's text for a record under a protocol: the question, the instructions, the optional hint and no-tools lines."
+    user = _reference_user if check_protocol(protocol) == "reference" else _archnb_user
+    return user(record, hint, no_tools, template)
+
+def system_prompt(protocol: str = "reference", system: bool = True, custom_system: str | None = None) -> str | None:
+    "The system message's text, or None when there is none."
+    if not system: return None
+    return custom_system or (REFERENCE_SYSTEM if check_protocol(protocol) == "reference" else SYSTEM)
+
+def build_messages(record: dict, hint: bool = False, no_tools: bool = False, template: str | None = None,
+                   system: bool = True, protocol: str = "reference", custom_system: str | None = None) -> list[dict]:
+    "Chat messages for a record: the system message (if any), then the user's prompt."
+    text = system_prompt(protocol, system, custom_system)
+    user = {"role": "user", "content": build_prompt(record, hint, no_tools, template, protocol)}
+    return ([{"role": "system", "content": text}] if text else []) + [user]
 
 # %% ../nbs/02_streetmath.ipynb #937d4e19
 JUDGEMENTS = ("Exact math", "Good approximation", "Mildly off", "Way off", "Uncategorized")
+READINGS = ("reference", "archnb")
 NUMBER = r"[-−]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-−]?\$?\.\d+"
 FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：]?\s*(.*)", re.I)
+_REF_FINAL = re.compile(r"Final\s*answer\s*:\s*([-+]?\d*\.?\d+)", re.I)
+_REF_NUMBER = re.compile(r"([-+]?\d*\.?\d+)")
+_THOUGHT_TAGS = ("think", "reasoning", "scratchpad")
 
 def to_number(text: str) -> float:
     "A number from its printed form: '$1,234.50' -> 1234.5."
     return float(text.replace("−", "-").replace("$", "").replace(",", "").replace(" ", ""))
 
+def split_thinking(response: str) -> tuple[str, str | None]:
+    "The reply without its thinking blocks (closed, unclosed, or closed only), and the thinking text (None if none)."
+    thoughts, text = [], response or ""
+    for tag in _THOUGHT_TAGS:
+        block = re.compile(rf"<{tag}>(.*?)</{tag}>", re.S | re.I)
+        thoughts += [m.group(1) for m in block.finditer(text)]
+        text = block.sub("", text)
+        opened = re.search(rf"<{tag}>", text, re.I)
+        if opened: thoughts.append(text[opened.end():]); text = text[:opened.start()]
+        closed = list(re.finditer(rf"</{tag}>", text, re.I))
+        if closed: thoughts.append(text[:closed[-1].start()]); text = text[closed[-1].end():]
+    return text, ("\n".join(t.strip() for t in thoughts) if thoughts else None)
+
 def extract_answer(response: str) -> tuple[float | None, bool]:
-    "The answer and whether the fall-back was needed: the first number on the last 'Final answer' line, else the last number."
+    "archnb's reading: the first number on the last 'Final answer' line, else the last number (a fall-back)."
     finals = [m.group(1) for line in response.splitlines() if (m := FINAL.search(line))]
     for rest in reversed(finals):
         hit = re.search(NUMBER, rest)
@@ -275,18 +403,229 @@ def extract_answer(response: str) -> tuple[float | None, bool]:
     numbers = re.findall(NUMBER, response)
     return (to_number(numbers[-1]), True) if numbers else (None, False)
 
+def reference_answer(response: str) -> tuple[float | None, bool]:
+    "The reference reading: the first 'Final answer: <number>' match, else the first number of the reply (a fall-back)."
+    text = response or ""
+    m = _REF_FINAL.search(text)
+    if m: return float(m.group(1)), False
+    m = _REF_NUMBER.search(text.replace(",", ""))
+    return (float(m.group(1)), True) if m else (None, False)
+
 def judge(value: float | None, exact: float) -> str:
     "The paper's judgement of one answer."
-    if value is None: return "Uncategorized"
-    if abs(value - exact) <= 1e-6: return "Exact math"
-    rel = abs(value - exact) / abs(exact) if exact else math.inf
+    if value is None or exact is None: return "Uncategorized"
+    if math.isclose(value, float(exact), rel_tol=0, abs_tol=1e-6): return "Exact math"
+    rel = relative_error(value, exact, "")
     return "Good approximation" if rel <= 0.2 else "Mildly off" if rel <= 0.6 else "Way off"
 
-def score(response: str, exact: float) -> dict:
-    "Extracted value, whether the fall-back was used, relative error and judgement of one response."
-    value, fallback = extract_answer(response)
-    rel = abs(value - exact) / abs(exact) if value is not None and exact else (0.0 if value == exact else None)
-    return {"value": value, "fallback": fallback, "rel_error": rel, "judgement": judge(value, exact)}
+def relative_error(value: float | None, exact: float, judgement: str) -> float | None:
+    "|value - exact| / |exact|: None without a value, 0 for exact math, infinite for a non-zero guess of 0."
+    if value is None or exact is None: return None
+    if judgement == "Exact math": return 0.0
+    if float(exact) == 0: return math.inf if value != 0 else 0.0
+    return abs(value - float(exact)) / abs(float(exact))
+
+def score(response: str, exact: float, reading: str = "archnb") -> dict:
+    "One reply read the reference's way or archnb's: the value, whether the fall-back was used, relative error, judgement."
+    if reading not in READINGS: raise ValueError(f"reading={reading!r} must be one of {', '.join(READINGS)}")
+    value, fallback = reference_answer(response) if reading == "reference" else extract_answer(split_thinking(response)[0])
+    judgement = judge(value, exact)
+    return {"value": value, "fallback": fallback, "rel_error": relative_error(value, exact, judgement), "judgement": judgement}
+
+# %% ../nbs/02_streetmath.ipynb #5e9a3c27
+DISAGREEMENT_CAUSES = ("thinking text", "currency sign", "thousands separator", "several final-answer lines",
+                       "no final-answer line", "other phrasing")
+_TOOL_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.I | re.S)
+_TOOL_OPEN = re.compile(r"<tool_call\b[^>]*>", re.I)
+
+def disagreement_cause(response: str) -> str:
+    "Why the two readings of a reply found different numbers (the first cause that applies; see above)."
+    visible, thinking = split_thinking(response)
+    if thinking is not None and reference_answer(response) != reference_answer(visible): return "thinking text"
+    finals = [m.group(1) for line in visible.splitlines() if (m := FINAL.search(line))]
+    with_number = [rest for rest in finals if re.search(NUMBER, rest)]
+    if with_number:
+        first = with_number[0]
+        if re.match(r"\s*(?:[~≈]|about|approximately|roughly)?\s*\$", first, re.I) and _REF_FINAL.search(visible) is None:
+            return "currency sign"
+        if re.search(r"\d{1,3}(?:,\d{3})+", re.search(NUMBER, first).group()): return "thousands separator"
+        if len({to_number(re.search(NUMBER, rest).group()) for rest in with_number}) > 1: return "several final-answer lines"
+        return "other phrasing"
+    return "no final-answer line"
+
+def reference_thinking(response: str) -> str | None:
+    "The reference's `thinking_text`: the first <think>, <reasoning> or <scratchpad> block, stripped."
+    for tag in _THOUGHT_TAGS:
+        m = re.search(fr"<{tag}>(.*?)</{tag}>", response or "", flags=re.S | re.I)
+        if m: return m.group(1).strip()
+    return None
+
+def reference_tool_call(response: str) -> tuple[bool, str | None]:
+    "The reference's (has_tool_call, tool_call): a <tool_call> block's content, or True and None for an open tag only."
+    m = _TOOL_BLOCK.search(response or "")
+    if m: return True, m.group(1).strip()
+    return bool(_TOOL_OPEN.search(response or "")), None
+
+def _json_objects(text: str):
+    "Every JSON object that starts somewhere in the text."
+    decoder = json.JSONDecoder()
+    for m in re.finditer(r"\{", text):
+        try: obj, _ = decoder.raw_decode(text, m.start())
+        except ValueError: continue
+        if isinstance(obj, dict): yield obj
+
+def tool_call_kind(response: str) -> str | None:
+    "archnb's tool-call check: 'tag' for <tool_call>, 'json' for function-call JSON, None for neither."
+    if reference_tool_call(response)[0]: return "tag"
+    for obj in _json_objects(response or ""):
+        if "tool_calls" in obj or "function_call" in obj or ("name" in obj and ({"arguments", "parameters"} & set(obj))):
+            return "json"
+    return None
+
+def reading_fields(response: str, exact: float) -> dict:
+    "Both readings of a reply, in a results record's field names (the reference's, then archnb's with `archnb_`)."
+    ref, ours = score(response, exact, "reference"), score(response, exact, "archnb")
+    has_tool, tool = reference_tool_call(response)
+    differ = ref["value"] != ours["value"]
+    return {"numeric_answer": ref["value"], "relative_error": ref["rel_error"], "thinking_text": reference_thinking(response),
+            "has_tool_call": has_tool, "tool_call": tool, "judgement": ref["judgement"],
+            "archnb_numeric_answer": ours["value"], "archnb_relative_error": ours["rel_error"],
+            "archnb_judgement": ours["judgement"], "archnb_fallback": ours["fallback"],
+            "archnb_thinking": split_thinking(response)[1] is not None, "archnb_tool_call": tool_call_kind(response),
+            "archnb_disagreement": disagreement_cause(response) if differ else None}
+
+# %% ../nbs/02_streetmath.ipynb #8e5b2f17
+FINAL_ANSWER_PATTERN = r"(?i)Final answer:\s*[-+]?\d+(?:\.\d+)?\s*\n"
+
+def _final_line_end(text: str) -> int | None:
+    "Where archnb's rule ends a reply: just after the newline of its first finished final-answer line with a number."
+    pos = 0
+    for line in text.split("\n")[:-1]:
+        pos += len(line) + 1
+        m = FINAL.search(line)
+        if m and re.search(NUMBER, m.group(1)): return pos
+    return None
+
+def answer_complete(text: str) -> bool:
+    "True once a 'Final answer: <number>' line has been finished by a newline: the reply can stop there."
+    return _final_line_end(text) is not None
+
+class StopRule:
+    "When a reply ends before its end-of-sequence token, and what of it is kept (the same for every provider)."
+    def __init__(self, sequences=(), patterns=(), final_line: bool = False):
+        self.sequences, self.patterns, self.final_line = tuple(s for s in sequences if s), tuple(patterns), final_line
+        self.compiled = []
+        for p in self.patterns:
+            try: self.compiled.append(re.compile(p))
+            except re.error as e: raise ValueError(f"stop pattern {p!r} is not a regular expression ({e})") from None
+
+    def __repr__(self): return f"StopRule(sequences={self.sequences}, patterns={self.patterns}, final_line={self.final_line})"
+    @property
+    def active(self) -> bool: return bool(self.sequences or self.patterns or self.final_line)
+
+    def hit(self, text: str) -> str | None:
+        "Why the reply should end now ('stop sequence', 'stop pattern', 'final answer'), or None."
+        if any(s in text for s in self.sequences): return "stop sequence"
+        if any(p.search(text) for p in self.compiled): return "stop pattern"
+        if self.final_line and answer_complete(text): return "final answer"
+        return None
+
+    def cut(self, text: str) -> tuple[str, bool]:
+        "The reply as kept, and whether anything was cut: at the first stop sequence, after the first pattern match."
+        kept = text
+        starts = [i for s in self.sequences if (i := kept.find(s)) != -1]
+        if starts: kept = kept[:min(starts)].rstrip()
+        ends = [m.end() for p in self.compiled if (m := p.search(kept))]
+        if ends: kept = kept[:min(ends)].rstrip()
+        if self.final_line and (end := _final_line_end(kept)) is not None: kept = kept[:end]
+        return kept, kept != text
+
+@dataclass
+class Generation:
+    "One reply: its text as kept, token counts, timings, how it ended, and the error if it failed."
+    text: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    seconds: float = 0.0
+    queue_seconds: float = 0.0
+    finish_reason: str | None = None
+    stopped_by: str | None = None
+    cut_by_client: bool = False
+    usage: dict | None = None
+    token_count_source: str | None = None
+    raw: str | None = None
+    error: str | None = None
+
+# %% ../nbs/02_streetmath.ipynb #2e7c9a55
+@dataclass
+class StreetMathSettings:
+    "What a model is asked and how it decodes: a protocol, its prompt options and decoding, the protocol's defaults filled."
+    protocol: str = "reference"
+    hint: bool = False
+    no_tools: bool = False
+    system: bool = True
+    custom_system: str | None = None
+    template: str | None = None
+    template_name: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    stop: list | None = None
+    stop_patterns: list | None = None
+    stop_at_final_answer: bool | None = None
+
+    def __post_init__(self):
+        defaults = _PROTOCOL_DEFAULTS[check_protocol(self.protocol)]
+        for k, v in defaults.items():
+            if getattr(self, k) is None: setattr(self, k, v)
+        self.stop, self.stop_patterns = list(self.stop or []) or None, list(self.stop_patterns or []) or None
+        _check_decoding(self)
+        check_template(self.template, self.protocol, self.template_name or "the prompt template")
+        self.stop_rule()
+
+    def messages(self, record: dict) -> list[dict]:
+        "The chat messages for one question."
+        return build_messages(record, self.hint, self.no_tools, self.template, self.system, self.protocol, self.custom_system)
+
+    def stop_rule(self) -> StopRule:
+        "The rule that ends replies early under these settings."
+        final = self.stop_at_final_answer
+        patterns = (self.stop_patterns or []) + ([FINAL_ANSWER_PATTERN] if final and self.protocol == "reference" else [])
+        return StopRule(self.stop or (), patterns, final_line=bool(final) and self.protocol == "archnb")
+
+    def decoding(self) -> dict:
+        "The decoding as the reference records it (its `decoding` field), final-answer pattern included."
+        patterns = self.stop_rule().patterns
+        return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k, "max_tokens": self.max_tokens,
+                "seed": self.seed, "stop": self.stop, "stop_patterns": list(patterns) or None}
+
+    def as_dict(self) -> dict:
+        "Every setting, for records and for checking that a resumed run asks the same way."
+        return {k: v for k, v in asdict(self).items() if k != "template_name"}
+
+    def seeds(self, records: list[dict]) -> list[int]:
+        "Each question's sampling seed: the run's seed for every question (the reference), or one from its id (archnb)."
+        if self.protocol == "reference": return [self.seed] * len(records)
+        return [zlib.crc32(f"{self.seed}:{r['id']}".encode()) & 0x7FFFFFFF for r in records]
+
+_PROTOCOL_DEFAULTS = {
+    "reference": {"temperature": 0.2, "seed": 42, "stop_at_final_answer": False},
+    "archnb": {"temperature": 0.0, "seed": 0, "max_tokens": 256, "stop_at_final_answer": True},
+}
+
+def _check_decoding(s: StreetMathSettings):
+    problems = []
+    if not (isinstance(s.temperature, (int, float)) and math.isfinite(s.temperature) and s.temperature >= 0):
+        problems.append(f"temperature={s.temperature!r} must be a finite number >= 0")
+    if s.top_p is not None and not (isinstance(s.top_p, (int, float)) and 0 < s.top_p <= 1):
+        problems.append(f"top_p={s.top_p!r} must be in (0, 1]")
+    for name in ("top_k", "max_tokens", "seed"):
+        v, low = getattr(s, name), 1 if name == "max_tokens" else 0
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+            problems.append(f"{name}={v!r} must be a whole number >= {low}")
+    if problems: raise ValueError("StreetMath settings: " + "; ".join(problems))
 
 # %% ../nbs/02_streetmath.ipynb #be697c49
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -296,20 +635,47 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
     return (max(0.0, centre - half), min(1.0, centre + half))
 
-def judgement_rates(scored: list[dict]) -> dict:
+def judgement_rates(scored: list[dict], key: str = "judgement") -> dict:
     "For each judgement: count, rate and its 95% Wilson interval."
-    n, counts = len(scored), Counter(s["judgement"] for s in scored)
+    n, counts = len(scored), Counter(s[key] for s in scored)
     return {j: {"count": counts[j], "rate": counts[j] / n if n else 0.0, "ci95": wilson(counts[j], n)} for j in JUDGEMENTS}
 
-def summarise_scores(scored: list[dict]) -> dict:
-    "Overall, per-topic and per-subtopic judgement rates, relative-error and answer-token statistics of scored records."
-    rels = [s["rel_error"] for s in scored if s.get("rel_error") is not None and math.isfinite(s["rel_error"])]
-    tokens = [s["answer_tokens"] for s in scored if s.get("answer_tokens") is not None]
-    group = lambda key: {k: judgement_rates([s for s in scored if s[key] == k]) for k in sorted({s[key] for s in scored})}
-    return {"n": len(scored), "judgements": judgement_rates(scored), "fallback": sum(bool(s.get("fallback")) for s in scored),
-            "rel_error_mean": statistics.fmean(rels) if rels else None, "rel_error_median": statistics.median(rels) if rels else None,
-            "answer_tokens": {"mean": statistics.fmean(tokens), "median": statistics.median(tokens), "max": max(tokens)} if tokens else None,
-            "by_topic": group("topic"), "by_subtopic": group("subtopic")}
+def _finite(values) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+def _stats(values) -> dict | None:
+    values = _finite(values)
+    if not values: return None
+    return {"mean": statistics.fmean(values), "median": statistics.median(values), "max": max(values)}
+
+def _reading_summary(records: list[dict], prefix: str) -> dict:
+    rels = _finite(r.get(prefix + "relative_error") for r in records)
+    fallback = sum(bool(r.get("archnb_fallback")) for r in records) if prefix else None
+    return {"judgements": judgement_rates(records, prefix + "judgement"), "fallback": fallback,
+            "rel_error_mean": statistics.fmean(rels) if rels else None,
+            "rel_error_median": statistics.median(rels) if rels else None}
+
+def _by(records: list[dict], key: str) -> dict:
+    groups = defaultdict(list)
+    for r in records: groups[r.get(key) or "unknown"].append(r)
+    return {k: {"n": len(g), "reference": judgement_rates(g), "archnb": judgement_rates(g, "archnb_judgement")}
+            for k, g in sorted(groups.items())}
+
+def summarise_readings(records: list[dict]) -> dict:
+    "Both readings of answered records: rates with intervals, agreement, disagreements by cause, thinking and tool calls."
+    n = len(records)
+    same_judgement = sum(r["judgement"] == r["archnb_judgement"] for r in records)
+    same_value = sum(r["numeric_answer"] == r["archnb_numeric_answer"] for r in records)
+    causes = Counter(r["archnb_disagreement"] for r in records if r.get("archnb_disagreement"))
+    return {"n": n, "reference": _reading_summary(records, ""), "archnb": _reading_summary(records, "archnb_"),
+            "agreement": {"judgement": same_judgement / n if n else None, "value": same_value / n if n else None,
+                          "judgement_ci95": wilson(same_judgement, n)},
+            "disagreements": {c: causes[c] for c in DISAGREEMENT_CAUSES},
+            "thinking": sum(bool(r.get("archnb_thinking")) for r in records),
+            "tool_calls": {"tag": sum(r.get("archnb_tool_call") == "tag" for r in records),
+                           "json": sum(r.get("archnb_tool_call") == "json" for r in records)},
+            "completion_tokens": _stats(r.get("completion_tokens") for r in records),
+            "by_topic": _by(records, "topic"), "by_subtopic": _by(records, "subtopic")}
 
 def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> dict:
     "Pooled two-sided z-test of p1 = p2: difference, z and p-value."
@@ -317,3 +683,57 @@ def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> dict:
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     z = (p1 - p2) / se if se else 0.0
     return {"diff": p1 - p2, "z": z, "p_value": math.erfc(abs(z) / math.sqrt(2))}
+
+# %% ../nbs/02_streetmath.ipynb #7d2e9b41
+@functools.lru_cache(maxsize=None)
+def _tiktoken_encoding(model: str | None):
+    "tiktoken's encoding for a model (as the reference picks it), or None when tiktoken is missing or cannot load it."
+    try:
+        import tiktoken
+        try: return tiktoken.encoding_for_model(model) if model else tiktoken.get_encoding("cl100k_base")
+        except Exception: return tiktoken.get_encoding("cl100k_base")
+    except Exception: return None
+
+def reference_token_count(text: str | None, model: str | None = None) -> int:
+    "The reference's `count_tokens`: tiktoken's count when it can, else the number of whitespace-separated words."
+    enc = _tiktoken_encoding(model)
+    if enc is not None: return len(enc.encode(text or ""))
+    return len(text.strip().split()) if text else 0
+
+def _reference_counts(records: list[dict], key: str) -> dict:
+    out = {}
+    labels = {"Good approximation": "count_good_approximation", "Exact math": "count_exact_math",
+              "Mildly off": "count_mildly_off", "Way off": "count_way_off"}
+    for r in records:
+        c = out.setdefault(r.get(key) or "unknown", {"n": 0, **{v: 0 for v in labels.values()}})
+        c["n"] += 1
+        if r.get("judgement") in labels: c[labels[r["judgement"]]] += 1
+    return out
+
+def _mean(records: list[dict], key: str, default=0) -> float:
+    return sum(r.get(key, default) for r in records) / len(records) if records else 0.0
+
+def reference_summary(records: list[dict]) -> dict:
+    "The reference runner's summary (its `summarize()`) of the records that have a judgement."
+    records = [r for r in records if "judgement" in r]
+    n, counts = len(records), Counter(r.get("judgement", "Uncategorized") for r in records)
+    rels = [r["relative_error"] for r in records if r.get("relative_error") is not None]
+    flops = [r["flops_estimate"] for r in records if r.get("flops_estimate") is not None]
+    ci = lambda k: wilson(k, n, z=1.96) if n else (0.0, 0.0)
+    good, exact = counts.get("Good approximation", 0), counts.get("Exact math", 0)
+    return {"samples": n, "judgement_counts": dict(counts), "count_good_approximation": good, "count_exact_math": exact,
+            "count_mildly_off": counts.get("Mildly off", 0), "count_way_off": counts.get("Way off", 0),
+            "good_approximation_rate": good / n if n else 0.0, "exact_math_rate": exact / n if n else 0.0,
+            "good_approximation_rate_ci_95": ci(good), "exact_math_rate_ci_95": ci(exact),
+            "counts_by_topic": _reference_counts(records, "topic"), "counts_by_subtopic": _reference_counts(records, "subtopic"),
+            "tool_call_count": sum(1 for r in records if r.get("has_tool_call")),
+            "avg_elapsed_seconds": _mean(records, "elapsed_seconds", 0.0),
+            "avg_tokens_non_final": _mean(records, "tokens_non_final"), "avg_tokens_reasoning": _mean(records, "tokens_reasoning"),
+            "avg_tokens": (sum(reference_token_count(r.get("response", "") or "", r.get("model")) for r in records) / n
+                           if n else 0.0),
+            "avg_completion_tokens": _mean(records, "completion_tokens"), "avg_prompt_tokens": _mean(records, "prompt_tokens"),
+            "avg_total_tokens": _mean(records, "total_tokens"), "avg_flops_estimate": sum(flops) / len(flops) if flops else None,
+            "token_counts_include_prompt": True,
+            "token_count_sources": dict(Counter(r.get("token_count_source") or "unknown" for r in records)),
+            "avg_relative_error": sum(rels) / len(rels) if rels else None,
+            "median_relative_error": sorted(rels)[len(rels) // 2] if rels else None}

@@ -283,18 +283,18 @@ class SweepBuilder(Shown):
             self.table_view.value = f"<span style='color:#c00'>{esc(f'{type(e).__name__}: {e}')}</span>"
 
 # %% ../nbs/10_widgets.ipynb #d294f80c
-def plot_topic_judgements(summary: dict):
-    "Stacked bars: each topic's share of every judgement."
+def plot_topic_judgements(summary: dict, reading: str = "reference"):
+    "Stacked bars: each topic's share of every judgement, under one reading."
     from archnb.plots import new_figure
     from archnb.streetmath import JUDGEMENTS
     fig, ax = new_figure(6.5, 3.2)
     topics = list(summary["by_topic"])
     bottom = [0.0] * len(topics)
     for j in JUDGEMENTS:
-        rates = [summary["by_topic"][t][j]["rate"] for t in topics]
+        rates = [summary["by_topic"][t][reading][j]["rate"] for t in topics]
         ax.barh(topics, rates, left=bottom, label=j)
         bottom = [b + r for b, r in zip(bottom, rates)]
-    ax.set(xlim=(0, 1), xlabel="share of questions"); ax.legend(fontsize=7, loc="lower right")
+    ax.set(xlim=(0, 1), xlabel=f"share of questions ({reading} reading)"); ax.legend(fontsize=7, loc="lower right")
     return fig
 
 class StreetMathPanel(Shown):
@@ -302,11 +302,13 @@ class StreetMathPanel(Shown):
     def __init__(self, model: str = "smollm2-135m-instruct", questions: str = "generated", n: int = 50):
         self.model, self.layers = W.Text(value=str(model), description="model"), W.IntText(value=0, description="layers (0 = all)")
         self.n, self.hint = W.IntText(value=n, description="questions"), W.Checkbox(value=False, description="hint")
+        self.protocol = W.Dropdown(options=["reference", "archnb"], value="reference", description="protocol")
         self.questions, self.max_tokens = W.Text(value=questions, description="questions from"), W.IntText(value=256, description="max tokens")
         self.run_button, self.status, self.bars, self.table = W.Button(description="Run", button_style="success"), W.HTML(), W.Image(format="png"), W.HTML()
         self.run_button.on_click(lambda b: self.run())
         self.loaded, self.result = {}, None
-        self.widget = W.VBox([self.model, self.layers, self.questions, self.n, self.max_tokens, self.hint, self.run_button, self.status, self.bars, self.table])
+        self.widget = W.VBox([self.model, self.layers, self.questions, self.n, self.protocol, self.max_tokens, self.hint,
+                              self.run_button, self.status, self.bars, self.table])
 
     def load(self):
         "The chosen model and tokenizer, loaded once per (model, layers)."
@@ -324,10 +326,13 @@ class StreetMathPanel(Shown):
             lm = self.load()
             samples = load_streetmath(self.questions.value, split="test", limit=self.n.value, shuffle=True, seed=0)
             self.status.value = f"asking {len(samples)} questions…"
-            self.result = evaluate_streetmath(lm.model, lm.tokenizer, samples, hint=self.hint.value, max_tokens=self.max_tokens.value)
+            self.result = evaluate_streetmath(lm.model, lm.tokenizer, samples, protocol=self.protocol.value, hint=self.hint.value,
+                                              max_tokens=self.max_tokens.value)
         except Exception as e:
             self.status.value = f"<span style='color:#c00'>{esc(f'{type(e).__name__}: {e}')}</span>"; return
         s = self.result["summary"]
-        self.status.value = f"{s['n']} questions, good approximation {s['good_rate']:.0%}"
+        good = {r: s[r]["judgements"]["Good approximation"]["rate"] for r in ("reference", "archnb")}
+        self.status.value = (f"{s['n']} questions, protocol {s['protocol']}: good approximation {good['reference']:.0%} "
+                             f"(reference reading), {good['archnb']:.0%} (archnb's)")
         self.bars.value = png_bytes(plot_topic_judgements(s))
         self.table.value = f"<pre>{esc(format_summary(s))}</pre>"

@@ -31,9 +31,9 @@ def test_streetmath_command_and_module_agree(tmp_path):
     a = run("streetmath", *args, "--output", str(tmp_path / "a.jsonl"))
     b = subprocess.run([sys.executable, "-m", "archnb.evaluate", *args, "--output", str(tmp_path / "b.jsonl")], capture_output=True, text=True)
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
-    assert "3 questions, 0 errors" in a.stdout and "3 questions, 0 errors" in b.stdout
-    keep = ("id", "response", "answer_tokens", "judgement")
-    rows = [[{k: json.loads(line)[k] for k in keep} for line in (tmp_path / f"{n}.jsonl").read_text().splitlines()] for n in "ab"]
+    assert "3 questions: 3 answered, 0 failed" in a.stdout and "3 questions: 3 answered, 0 failed" in b.stdout
+    keep = ("id", "response", "completion_tokens", "judgement", "archnb_judgement")
+    rows = [[{k: json.loads(line)[k] for k in keep} for line in (tmp_path / f"{n}.jsonl").read_text().splitlines()[:3]] for n in "ab"]
     assert rows[0] == rows[1] and len(rows[0]) == 3
     again = run("streetmath", *args, "--output", str(tmp_path / "a.jsonl"))
-    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    assert again.returncode == 2 and "already holds results" in again.stderr and "Traceback" not in again.stderr
