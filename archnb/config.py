@@ -12,11 +12,12 @@ import json
 import math
 import numbers
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 from transformers import PretrainedConfig
+
+from .files import atomic_write_text, read_utf8, strict_json
 
 # %% auto #0
 __all__ = ['CHOICE_SPELLINGS', 'ARCH_FIELDS', 'ARCH_ALIASES', 'FLAG_ALIASES', 'HF_KEYS', 'RECORD_KEYS', 'GENERATION_KEYS',
@@ -24,9 +25,9 @@ __all__ = ['CHOICE_SPELLINGS', 'ARCH_FIELDS', 'ARCH_ALIASES', 'FLAG_ALIASES', 'H
            'check_value', 'nearest', 'canonicalise', 'default_d_ff', 'check_fields', 'all_valid', 'resolve_arch',
            'split_arch_kwargs', 'ArchConfig', 'join_betas', 'resolve_train', 'split_train_kwargs', 'canonical_train',
            'merge_train', 'TrainConfig', 'norm_params', 'block_params', 'count_params', 'flops_per_token',
-           'activation_bytes_per_token', 'memory_estimate', 'BudgetError', 'n_params', 'check_budget',
-           'builtin_presets_dir', 'preset_dirs', 'preset_paths', 'list_presets', 'find_preset', 'read_json',
-           'split_preset_keys', 'Preset', 'load_preset', 'atomic_write_text', 'save_preset', 'gpt2_twin_config',
+           'activation_bytes_per_token', 'memory_estimate', 'BudgetError', 'n_params', 'check_budget', 'machine_memory',
+           'check_buildable', 'builtin_presets_dir', 'preset_dirs', 'preset_paths', 'list_presets', 'find_preset',
+           'read_json', 'split_preset_keys', 'Preset', 'load_preset', 'save_preset', 'gpt2_twin_config',
            'llama_twin_config', 'preset_row', 'presets_table', 'human', 'table_number', 'describe_preset']
 
 # %% ../nbs/00_config.ipynb #bde305c6
@@ -62,6 +63,7 @@ def check_value(name, value, kind):
     if kind in ("pos_float", "nonneg_float", "fraction", "opt_nonneg_float"):
         if value is None and kind == "opt_nonneg_float": return value, None
         if not _is_real(value): return bad("must be a number")
+        if not math.isfinite(value): return bad("must be a finite number")
         ok = {"pos_float": value > 0, "fraction": 0 <= value < 1}.get(kind, value >= 0)
         rule = {"pos_float": "must be > 0", "fraction": "must be in [0, 1)"}.get(kind, "must be >= 0")
         return (float(value), None) if ok else bad(rule)
@@ -369,6 +371,21 @@ def check_budget(config_or_model, max_params: int) -> int:
     if n > max_params: raise BudgetError(f"Model has {n} parameters, which is greater than the maximum allowed {max_params}")
     return n
 
+# %% ../nbs/00_config.ipynb #7e3a5c1d
+def machine_memory() -> int | None:
+    "This machine's physical memory in bytes (None where the system does not say)."
+    try: return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError): return None
+
+def check_buildable(config, bytes_per_param: int = 4) -> int:
+    "The parameter count; a ConfigError when the weights alone would not fit in this machine's memory."
+    n, have = count_params(config)["total"], machine_memory()
+    if have and n * bytes_per_param > have:
+        raise ConfigError([f"{n:,} parameters need about {n * bytes_per_param / 2**30:,.1f} GiB for the weights alone, more than "
+                           f"this machine's {have / 2**30:,.1f} GiB of memory (n_layer={config.n_layer}, n_embd={config.n_embd}, "
+                           f"vocab_size={config.vocab_size})"], where="ArchConfig")
+    return n
+
 # %% ../nbs/00_config.ipynb #db2c14d7
 META_KEYS = ("name", "description")
 
@@ -405,10 +422,9 @@ def find_preset(name_or_path, dirs=()) -> Path:
     raise ConfigError([f"unknown preset {str(name_or_path)!r}{nearest(str(name_or_path), paths)}; known: {', '.join(list_presets(dirs))}"])
 
 def read_json(path) -> dict:
-    "A JSON object from `path`; malformed JSON is an error naming the file and the line."
-    text = Path(path).read_text(encoding="utf-8")
-    try: data = json.loads(text)
-    except json.JSONDecodeError as e: raise ConfigError([f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"], where=str(path)) from None
+    "A JSON object from `path`: UTF-8, each key once, finite numbers; an error naming the file and the problem otherwise."
+    try: data = strict_json(read_utf8(path), str(path))
+    except ValueError as e: raise ConfigError([str(e).removeprefix(f"{path}: ")], where=str(path)) from None
     if not isinstance(data, dict): raise ConfigError([f"must hold a JSON object of settings, not a {type(data).__name__}"], where=str(path))
     return data
 
@@ -459,18 +475,6 @@ def load_preset(name_or_path, dirs=(), **overrides) -> Preset:
                   TrainConfig(**train_values), raw, dict(overrides))
 
 # %% ../nbs/00_config.ipynb #2721e23b
-def atomic_write_text(path, text: str) -> Path:
-    "Write `text` to `path` through a temporary file and a rename, so a crash never leaves half a file."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f: f.write(text); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
-
 def save_preset(config, path, train: TrainConfig | None = None, name: str | None = None,
                 description: str = "", overwrite: bool = False) -> Path:
     "Save an ArchConfig (or a Preset) and optional training defaults as a flat preset JSON file."

@@ -16,7 +16,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from .config import atomic_write_text
+from .files import atomic_write, atomic_write_text
 from .streetmath import generate_streetmath
 
 # %% auto #0
@@ -123,12 +123,8 @@ def encode_docs(tok: Tokenizer, docs: list[str], chunk: int = 256, progress: boo
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 def save_array(arr: np.ndarray, path) -> Path:
-    "np.save through a temporary file and a rename."
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
-    return path
+    "np.save through a temporary file of its own and a rename (two writers never share a temporary name)."
+    return atomic_write(path, lambda f: np.save(f, arr))
 
 def write_token_files(docs: list[str], tok: Tokenizer, out_dir, val_fraction: float = 0.1, seed: int = 0,
                       name: str = "corpus", progress: bool = True) -> dict:

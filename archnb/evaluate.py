@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import atomic_write_text
+from .files import atomic_write_text, no_space
 from .streetmath import (JUDGEMENTS, READINGS, Generation, StreetMathSettings, load_streetmath, reading_fields,
                                reference_summary, reference_token_count, summarise_readings, two_proportion_test, wilson)
 

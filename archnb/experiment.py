@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import ArchConfig, ConfigError, Preset, TrainConfig, atomic_write_text, load_preset, split_preset_keys
+from .config import ArchConfig, ConfigError, Preset, TrainConfig, load_preset, split_preset_keys
+from .files import atomic_write_text
 from .train import Trainer, prepare_data
 
 # %% auto #0

@@ -22,7 +22,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Genera
 import archnb.model  # noqa: F401  (registers archnb's config and model with the Auto classes)
 from .bench import DTYPES, resolve_device, resolve_precision
 from .config import check_budget, nearest
-from .train import find_checkpoint
+from .checkpoint import find_checkpoint
 
 # %% auto #0
 __all__ = ['ALIASES', 'LAYER_SELECTIONS', 'REFERENCE_SLICES', 'LAYER_FIELD', 'HEAD_FIELDS', 'DEVICE_MAPS', 'Source',

@@ -15,7 +15,7 @@ from transformers import initialization as hf_init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
-from .config import ArchConfig
+from .config import ArchConfig, check_buildable
 
 # %% auto #0
 __all__ = ['RMSNorm', 'make_norm', 'rope_cos_sin', 'apply_rope', 'keep_mask', 'dropout', 'Dropout', 'attention_with_dropout',
@@ -222,6 +222,7 @@ class ArchForCausalLM(ArchPreTrainedModel, GenerationMixin):
 
     def __init__(self, config: ArchConfig):
         super().__init__(config)
+        if torch.get_default_device().type != "meta": check_buildable(config)  # refuse what cannot fit before allocating
         self.transformer = ArchModel(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.post_init()

@@ -117,6 +117,6 @@ def demo(out="runs/demo", steps: int = 150, progress: bool = True) -> dict:
     plot_frontier(done, path=out / "frontier.png")
     res.table.to_csv(out / "table.csv", index=False)
     report = report_markdown(res.table, "archnb demo: depth and norm on StreetMath (tiny preset)", res.skipped, images)
-    from archnb.config import atomic_write_text
+    from archnb.files import atomic_write_text
     atomic_write_text(out / "report.md", report)
     return {"table": res.table, "report": report, "out": out, "images": {k: out / v for k, v in images.items()}}

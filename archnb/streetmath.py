@@ -16,6 +16,8 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .files import atomic_write_text
+
 # %% auto #0
 __all__ = ['TAX_RATES', 'TOPICS', 'SUBTOPICS', 'REQUIRED', 'PROTOCOLS', 'DEFAULT_SEEDS', 'REFERENCE_SYSTEM',
            'REFERENCE_INSTRUCTIONS', 'REFERENCE_HINT', 'REFERENCE_NO_TOOLS', 'INSTRUCTION', 'HINT', 'NO_TOOLS',
@@ -183,7 +185,6 @@ REQUIRED = ("id", "topic", "subtopic", "prompt", "exact_value")
 
 def write_jsonl(records: list[dict], path) -> Path:
     "Write records as JSON lines through a temporary file and a rename."
-    from archnb.config import atomic_write_text
     return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 def parse_record(raw: dict, where: str) -> dict:

@@ -5,34 +5,28 @@
 # %% ../nbs/05_train.ipynb #e2f8cdd2
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import math
 import os
-import random
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file
-from transformers.utils import logging as hf_logging
 
 from .bench import PeakMemory, autocast, make_adamw, resolve_device, resolve_precision
-from .config import ArchConfig, ConfigError, TrainConfig, atomic_write_text, flops_per_token
-from .data import TokenBatches, bytes_tokenizer, hf_tokenizer, load_corpus, load_tokens, train_bpe, write_token_files
+from .config import ArchConfig, ConfigError, TrainConfig, flops_per_token
+from .checkpoint import RunFolder, encode_rng, find_checkpoint, read_checkpoint, restore_rng, save_checkpoint
+from .files import FolderLock, atomic_write_text, no_space
+from .data import TokenBatches, bytes_tokenizer, load_corpus, load_tokens, train_bpe, write_token_files
 from .metrics import evaluate, inference_metrics, memory_metrics, param_metrics, perf_metrics, window_loss
 from .model import ArchForCausalLM, load_converted
 
 # %% auto #0
-__all__ = ['EVAL_BATCH_SIZE', 'lr_at', 'prepare_data', 'encode_rng', 'restore_rng', 'save_checkpoint', 'find_checkpoint',
-           'read_checkpoint', 'Callback', 'NaNGuard', 'ProgressBar', 'JSONLHistory', 'TensorBoard', 'EarlyStop',
-           'distributed_setup', 'Trainer']
+__all__ = ['EVAL_BATCH_SIZE', 'lr_at', 'prepare_data', 'Callback', 'NaNGuard', 'ProgressBar', 'JSONLHistory', 'TensorBoard',
+           'EarlyStop', 'distributed_setup', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #bdecb3ae
 def lr_at(step: int, t: TrainConfig, total_steps: int) -> float:
@@ -46,74 +40,15 @@ def prepare_data(corpus: str, data_dir, vocab_size: int, tokenizer: str = "bpe",
                  progress: bool = True) -> dict:
     "Token files for `corpus` in `data_dir` (reused when present): a BPE tokenizer trained to `vocab_size`, or bytes."
     meta_path = Path(data_dir) / "meta.json"
-    if meta_path.exists(): meta = json.loads(meta_path.read_text())
-    else:
-        docs = load_corpus(corpus, n_docs=n_docs, seed=seed)
-        tok = bytes_tokenizer() if tokenizer == "bytes" else train_bpe(docs, vocab_size, progress=progress)
-        meta = write_token_files(docs, tok, data_dir, seed=seed, name=corpus, progress=progress)
+    with FolderLock(data_dir, "prepare", wait=3600):  # concurrent trials sharing a cache: one prepares, the others wait, then reuse
+        if meta_path.exists(): meta = json.loads(meta_path.read_text())
+        else:
+            docs = load_corpus(corpus, n_docs=n_docs, seed=seed)
+            tok = bytes_tokenizer() if tokenizer == "bytes" else train_bpe(docs, vocab_size, progress=progress)
+            meta = write_token_files(docs, tok, data_dir, seed=seed, name=corpus, progress=progress)
     if meta["vocab_size"] > vocab_size:
         raise ConfigError([f"the tokenizer in {data_dir} has {meta['vocab_size']} ids but the model's vocab_size={vocab_size}"])
     return meta
-
-# %% ../nbs/05_train.ipynb #4cf131be
-def encode_rng() -> dict:
-    "The RNG states a resumed run needs (torch CPU and CUDA, Python, NumPy), JSON-ready."
-    b64 = lambda t: base64.b64encode(t.numpy().tobytes()).decode()
-    np_state = np.random.get_state()
-    return {"torch": b64(torch.get_rng_state()), "cuda": [b64(s) for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
-            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
-
-def restore_rng(state: dict):
-    "Put back the RNG states saved by `encode_rng`."
-    tensor = lambda s: torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
-    torch.set_rng_state(tensor(state["torch"]))
-    if state["cuda"] and torch.cuda.is_available(): torch.cuda.set_rng_state_all([tensor(s) for s in state["cuda"]])
-    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
-    np.random.set_state((state["numpy"][0], np.array(state["numpy"][1], dtype=np.uint32), *state["numpy"][2:]))
-
-def save_checkpoint(out_dir, model, optimizer, state: dict, tokenizer_file=None, keep: int = 2) -> Path:
-    "Write checkpoint-<step>/ atomically, point `latest` at it, and keep the `keep` newest."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    final = out / f"checkpoint-{state['step']:07d}"
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".tmp-checkpoint-"))
-    bars_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # transformers' per-save "Writing model shards" bar would flood the run's own progress
-    try:
-        model.save_pretrained(tmp)
-        if tokenizer_file: hf_tokenizer(tokenizer_file).save_pretrained(tmp)
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        (tmp / "training_state.json").write_text(json.dumps(state, indent=1))
-        if final.exists(): shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    finally:
-        if bars_on: hf_logging.enable_progress_bar()
-    atomic_write_text(out / "latest", final.name + "\n")
-    for old in sorted(out.glob("checkpoint-*"))[:-keep]: shutil.rmtree(old, ignore_errors=True)
-    return final
-
-def find_checkpoint(path) -> Path | None:
-    "The checkpoint at `path`: the folder itself, the one `latest` names in a run folder, or the newest complete one; None if there is none."
-    p = Path(path)
-    if (p / "training_state.json").exists(): return p
-    if (p / "latest").exists() and (p / (p / "latest").read_text().strip() / "training_state.json").exists():
-        return p / (p / "latest").read_text().strip()
-    done = [c for c in sorted(p.glob("checkpoint-*")) if (c / "training_state.json").exists()]
-    return done[-1] if done else None
-
-def read_checkpoint(ckpt) -> tuple[ArchConfig, dict, dict, dict]:
-    "(config, weights, optimizer state, training state) of a checkpoint; a truncated or foreign file is an error naming it."
-    ckpt = Path(ckpt)
-    def guarded(name, read):
-        try: return read(ckpt / name)
-        except Exception as e: raise ValueError(f"{ckpt / name}: not a readable archnb checkpoint file ({type(e).__name__}: {e})") from None
-    config = guarded("config.json", lambda f: ArchConfig(**json.loads(f.read_text())))
-    weights = guarded("model.safetensors", lambda f: load_file(str(f)))
-    optim = guarded("optimizer.pt", lambda f: torch.load(f, weights_only=True))
-    state = guarded("training_state.json", lambda f: json.loads(f.read_text()))
-    return config, weights, optim, state
 
 # %% ../nbs/05_train.ipynb #0a11f433
 class Callback:
@@ -150,7 +85,10 @@ class JSONLHistory(Callback):
     order = 20
     def _write(self, trainer, metrics):
         if trainer.is_main and trainer.out_dir:
-            with open(Path(trainer.out_dir) / "history.jsonl", "a") as f: f.write(json.dumps(metrics) + "\n")
+            path = Path(trainer.out_dir) / "history.jsonl"
+            try:
+                with open(path, "a") as f: f.write(json.dumps(metrics) + "\n")
+            except OSError as e: raise no_space(e, path, "the lines already written and the checkpoints are intact") from None
     def after_step(self, trainer, metrics): self._write(trainer, metrics)
     def after_eval(self, trainer, metrics): self._write(trainer, metrics)
 
@@ -299,30 +237,52 @@ class Trainer:
             save_checkpoint(self.out_dir, self.model, self.opt, state, self.data_dir / "tokenizer.json")
         return ev
 
+    def _fresh(self) -> bool:
+        "Whether this run starts afresh in out_dir (rather than continuing the run already there)."
+        if not self.resume: return True
+        ckpt = self._checkpoint_to_resume()
+        return ckpt is None or (self.out_dir is not None and Path(ckpt).resolve().parent != self.out_dir.resolve())
+
+    def _complete(self) -> dict:
+        "A resumed run that has already reached its last step: say so, and return its saved metrics; nothing is written."
+        print(f"{self.out_dir}: the run is complete at step {self.step} of {self.total_steps}; nothing was changed "
+              "(raise max_steps to train on)")
+        saved = self.out_dir / "metrics.json" if self.out_dir else None
+        return json.loads(saved.read_text()) if saved and saved.exists() else {"step": self.step, "status": "completed"}
+
     def fit(self) -> dict:
         "Train to max_steps (or epochs), evaluating and checkpointing every eval_interval steps; return the final metrics."
         self._place()
-        with PeakMemory(self.device) as peak:  # this rank's own device, so every GPU reports its own peak
-            self._setup()
-            for cb in self.callbacks: cb.before_fit(self)
-            start, step_times, eval_s, losses, ev = time.perf_counter(), [], 0.0, [], {}
-            self.started_at = self.last_eval_at = start
-            while self.step < self.total_steps and self.stop_reason is None:
-                t0 = time.perf_counter()
-                loss, lr = self._train_step()
-                if self.device.type == "cuda": torch.cuda.synchronize()
-                step_times.append(time.perf_counter() - t0)
-                self.step += 1; self.tokens_seen += self.tokens_per_step; losses.append(loss)
-                metrics = {"step": self.step, "train/loss": loss, "train/lr": lr, "train/tokens": self.tokens_seen}
-                if self.step % self.log_every == 0 or not math.isfinite(loss):
-                    for cb in self.callbacks: cb.after_step(self, metrics)
-                if self.diverged: break
-                if self.step % self.t.eval_interval == 0 or self.step == self.total_steps:
-                    t1 = time.perf_counter(); ev = self._evaluate_and_save(); eval_s += time.perf_counter() - t1
-        final = self._summary(losses, ev, peak, time.perf_counter() - start, step_times, eval_s)
+        held = RunFolder(self.out_dir, self._fresh()) if self.out_dir and self.is_main else contextlib.nullcontext()
+        with held as folder:
+            for note in getattr(folder, "notes", []): print(note)
+            with PeakMemory(self.device) as peak:  # this rank's own device, so every GPU reports its own peak
+                self._setup()
+                if self.state and self.step >= self.total_steps: return self._complete()
+                for cb in self.callbacks: cb.before_fit(self)
+                losses, ev, total_s, step_times, eval_s = self._loop()
+            final = self._summary(losses, ev, peak, total_s, step_times, eval_s)
         for cb in self.callbacks: cb.after_fit(self, final)
         if self.diverged and self.is_main: print(self.stop_reason)
         return final
+
+    def _loop(self) -> tuple:
+        "The training steps, with an evaluation and a checkpoint every eval_interval: (losses, last evaluation, seconds, step times, eval seconds)."
+        start, step_times, eval_s, losses, ev = time.perf_counter(), [], 0.0, [], {}
+        self.started_at = self.last_eval_at = start
+        while self.step < self.total_steps and self.stop_reason is None:
+            t0 = time.perf_counter()
+            loss, lr = self._train_step()
+            if self.device.type == "cuda": torch.cuda.synchronize()
+            step_times.append(time.perf_counter() - t0)
+            self.step += 1; self.tokens_seen += self.tokens_per_step; losses.append(loss)
+            metrics = {"step": self.step, "train/loss": loss, "train/lr": lr, "train/tokens": self.tokens_seen}
+            if self.step % self.log_every == 0 or not math.isfinite(loss):
+                for cb in self.callbacks: cb.after_step(self, metrics)
+            if self.diverged: break
+            if self.step % self.t.eval_interval == 0 or self.step == self.total_steps:
+                t1 = time.perf_counter(); ev = self._evaluate_and_save(); eval_s += time.perf_counter() - t1
+        return losses, ev, time.perf_counter() - start, step_times, eval_s
 
     def _summary(self, losses, ev, peak, total_s, step_times, eval_s) -> dict:
         "The final metrics, namespaced, also written to out_dir/metrics.json; throughput leaves out the first (warm-up) step."
