@@ -15,13 +15,14 @@ from datetime import datetime
 from pathlib import Path
 
 from .bench import bench, format_bench
-from .config import TRAIN_FIELDS, describe_preset, human, load_preset, presets_table, table_number
+from .config import ARCH_ALIASES, TRAIN_ALIASES, TRAIN_FIELDS, describe_preset, human, load_preset, presets_table, table_number
+from .files import InUseError
 
 # %% auto #0
 __all__ = ['format_presets_table', 'presets_command', 'parse_settings', 'bench_command', 'add_bench_parser', 'parse_value',
-           'train_command', 'add_train_parser', 'add_streetmath_parser', 'default_output', 'command_settings',
-           'command_samples', 'command_generator', 'streetmath_command', 'rescore_command', 'table_command',
-           'demo_command', 'add_demo_parser', 'build_parser', 'main']
+           'merge_options', 'train_command', 'add_train_parser', 'add_streetmath_parser', 'default_output',
+           'command_settings', 'command_samples', 'command_generator', 'streetmath_command', 'rescore_command',
+           'table_command', 'demo_command', 'add_demo_parser', 'build_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #b57e1d01
 def format_presets_table(table) -> str:
@@ -79,11 +80,21 @@ def parse_value(text: str):
         if "," in text: return [parse_value(p) for p in text.split(",")]
         return text
 
+def merge_options(settings: dict, flags: dict) -> dict:
+    "--set values and option flags together; a field given both ways (in any spelling) is an error naming both."
+    canonical = lambda k: {**ARCH_ALIASES, **TRAIN_ALIASES}.get(k, k)
+    flagged = {canonical(k): k for k in flags}
+    clash = [(k, flagged[canonical(k)]) for k in settings if canonical(k) in flagged]
+    if clash:
+        k, f = clash[0]
+        raise ValueError(f"{canonical(k)} is given twice: --{f.replace('_', '-')} {flags[f]!r} and --set {k}={settings[k]!r}; give it once")
+    return {**settings, **flags}
+
 def train_command(args) -> int:
     "Prepare the data, train, print the metrics summary."
     from archnb.train import EarlyStop, TensorBoard, Trainer, prepare_data
     train_overrides = {k: parse_value(getattr(args, k)) for k in TRAIN_FIELDS if getattr(args, k) is not None}
-    preset = load_preset(args.preset, **parse_settings(args.set), **train_overrides)
+    preset = load_preset(args.preset, **merge_options(parse_settings(args.set), train_overrides))
     out = Path(args.out or Path("runs") / preset.name)
     data_dir = Path(args.data_dir) if args.data_dir else out / "data"
     prepare_data(args.corpus, data_dir, preset.arch.vocab_size, tokenizer=args.tokenizer, n_docs=args.n_docs, seed=preset.train.seed)
@@ -154,9 +165,13 @@ def _question_arguments(p):
     g.add_argument("--shuffle", action="store_true", help="shuffle the questions with --seed first")
     g.add_argument("--samples-percentage", type=_number, default=None, metavar="P",
                    help="reference: the first P%% of each topic, P a whole number 1-100; archnb: a seeded P%% draw per topic")
+    g.add_argument("--allow-duplicate-ids", action="store_true",
+                   help="keep questions that repeat an id as separate questions (ids suffixed #2, #3, ...); an error otherwise")
+    g.add_argument("--skip-too-long", action="store_true",
+                   help="record a question whose prompt is longer than the model's context as failed and go on (an error otherwise)")
 
 def _model_arguments(p):
-    from archnb.hf import LAYER_SELECTIONS, REFERENCE_SLICES
+    from archnb.hf import DTYPE_CHOICES, LAYER_SELECTIONS, REFERENCE_SLICES
     g = p.add_argument_group("the model")
     g.add_argument("--provider", choices=["transformers", "openai", "ollama"], default="transformers",
                    help="who answers: a local transformers model, or an OpenAI-compatible server (default: transformers)")
@@ -169,7 +184,9 @@ def _model_arguments(p):
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     g.add_argument("--device-map", default=None, help="spread the model over devices: auto, balanced, balanced_low_0, sequential")
     g.add_argument("--multi-gpu", action="store_true", help="--device-map auto when there is more than one CUDA device")
-    g.add_argument("--torch-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights' dtype (default: auto)")
+    g.add_argument("--torch-dtype", default="auto", choices=list(DTYPE_CHOICES),
+                   help="weights' dtype: auto is the checkpoint's stored dtype (float32 when it names none), fastest the faster "
+                        "of fp32 and bf16 measured here (default: auto)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from its repository")
     g.add_argument("--batch-size", type=int, default=32, help="questions generated together (default: 32)")
     g.add_argument("--batching", choices=["auto", "continuous", "static"], default="auto",
@@ -243,8 +260,10 @@ def command_settings(args):
 def command_samples(args, settings) -> list[dict]:
     "The questions the command line asks for, chosen as the protocol chooses them."
     from archnb.streetmath import load_streetmath
-    return load_streetmath(args.local_jsonl or args.dataset, split=args.split, limit=args.limit, shuffle=args.shuffle,
-                           seed=settings.seed, samples_percentage=args.samples_percentage, protocol=settings.protocol)
+    source = Path(args.local_jsonl) if args.local_jsonl else args.dataset  # --local-jsonl is always a local file
+    return load_streetmath(source, split=args.split, limit=args.limit, shuffle=args.shuffle, seed=settings.seed,
+                           samples_percentage=args.samples_percentage, protocol=settings.protocol,
+                           allow_duplicate_ids=args.allow_duplicate_ids)
 
 def _layer_selection(args) -> str:
     if args.layer_slice_mode and args.layer_selection:
@@ -304,7 +323,7 @@ def streetmath_command(args) -> int:
     try:
         res = evaluate_streetmath(gen, samples=samples, settings=settings, output=args.output or default_output(args.model),
                                   resume=args.resume, resume_errors=args.resume_errors, log_raw_response=args.log_raw_response,
-                                  progress=not args.no_progress, run_info=run_info)
+                                  progress=not args.no_progress, run_info=run_info, skip_too_long=args.skip_too_long)
     finally:
         if handler: logging.getLogger("archnb.evaluate").removeHandler(handler); handler.close()
     if res["note"]: print(f"note: {res['note']}")
@@ -367,6 +386,6 @@ def main(argv: list[str] | None = None) -> int:
     "Run the `archnb` command; bad input prints one clear line and exits with status 2."
     args = build_parser().parse_args(argv)
     try: return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, OSError, InUseError) as e:  # bad input, a missing or used file, no space: one line, no traceback
         print(f"archnb {args.command}: error: {e}", file=sys.stderr)
         return 2

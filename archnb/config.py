@@ -12,10 +12,11 @@ import json
 import math
 import numbers
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
-from transformers import PretrainedConfig
+from transformers import AutoConfig, PretrainedConfig
 
 from .files import atomic_write_text, read_utf8, strict_json
 
@@ -27,8 +28,9 @@ __all__ = ['CHOICE_SPELLINGS', 'ARCH_FIELDS', 'ARCH_ALIASES', 'FLAG_ALIASES', 'H
            'merge_train', 'TrainConfig', 'norm_params', 'block_params', 'count_params', 'flops_per_token',
            'activation_bytes_per_token', 'memory_estimate', 'BudgetError', 'n_params', 'check_budget', 'machine_memory',
            'check_buildable', 'builtin_presets_dir', 'preset_dirs', 'preset_paths', 'list_presets', 'find_preset',
-           'read_json', 'split_preset_keys', 'Preset', 'load_preset', 'save_preset', 'gpt2_twin_config',
-           'llama_twin_config', 'preset_row', 'presets_table', 'human', 'table_number', 'describe_preset']
+           'read_json', 'split_preset_keys', 'Preset', 'load_preset', 'check_preset_name', 'save_preset',
+           'gpt2_twin_config', 'llama_twin_config', 'preset_row', 'presets_table', 'human', 'table_number',
+           'describe_preset']
 
 # %% ../nbs/00_config.ipynb #bde305c6
 class ConfigError(ValueError):
@@ -205,6 +207,8 @@ class ArchConfig(PretrainedConfig):
         if base["n_kv_head"] == self.n_head and "n_kv_head" not in values: del base["n_kv_head"]
         return ArchConfig(**{**base, **values}, preset=self.preset,
                           preset_overrides={**(self.preset_overrides or {}), **overrides} if self.preset else None)
+
+AutoConfig.register(ArchConfig.model_type, ArchConfig, exist_ok=True)  # see 01_model: registered as transformers loads AutoConfig
 
 # %% ../nbs/00_config.ipynb #37185398
 TRAIN_FIELDS = {
@@ -475,6 +479,13 @@ def load_preset(name_or_path, dirs=(), **overrides) -> Preset:
                   TrainConfig(**train_values), raw, dict(overrides))
 
 # %% ../nbs/00_config.ipynb #2721e23b
+def check_preset_name(name: str) -> str:
+    "A preset name that is a plain file name (no folder, no '..'); an error saying what is allowed otherwise."
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._ -]*", name or "") or ".." in name:
+        raise ValueError(f"preset name {name!r} must be a plain file name: letters, digits, '.', '_', '-' and spaces, "
+                         "starting with a letter or digit, with no '/' or '..'")
+    return name
+
 def save_preset(config, path, train: TrainConfig | None = None, name: str | None = None,
                 description: str = "", overwrite: bool = False) -> Path:
     "Save an ArchConfig (or a Preset) and optional training defaults as a flat preset JSON file."

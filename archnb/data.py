@@ -16,7 +16,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from .files import atomic_write, atomic_write_text
+from .files import atomic_write, atomic_write_text, hub_name
 from .streetmath import generate_streetmath
 
 # %% auto #0
@@ -60,11 +60,9 @@ def load_corpus(source: str, n_docs: int | None = None, seed: int = 0, text_colu
     elif Path(source).is_dir():
         docs = read_texts(sorted(p for p in Path(source).rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES))
         if not docs: raise ValueError(f"corpus folder {source} holds no text files ({', '.join(sorted(TEXT_SUFFIXES))})")
-    elif source.startswith((".", "/", "~")) or source.endswith(tuple(TEXT_SUFFIXES)):
-        raise FileNotFoundError(f"corpus {source} does not exist (a local path is never fetched from the Hub)")
     else:
         import datasets
-        ds = datasets.load_dataset(source, split=split, **dataset_kwargs)
+        ds = datasets.load_dataset(hub_name(source, "corpus"), split=split, **dataset_kwargs)
         if text_column not in ds.column_names:
             raise ValueError(f"data set {source} has no column {text_column!r}; its columns are {', '.join(ds.column_names)}")
         docs = [t for t in ds[text_column] if t]

@@ -217,15 +217,53 @@ def run_description(gen, settings: StreetMathSettings, run_info: dict | None = N
     return {"model": gen.name, "provider": gen.provider, "protocol": settings.protocol, "decoding": settings.decoding(),
             **notes, "defining": defining}
 
-def _append(out, rec: dict, first: bool, run: dict):
-    line = rec | ({"archnb_settings": run["defining"]} if first else {})
-    out.write(json.dumps(line, ensure_ascii=False) + "\n")
-    out.flush()
+class _Recorder:
+    "A run's results file: records appended as whole lines (the first with the run's settings), nothing ever rewritten."
+    def __init__(self, output, prior: ResultsFile, run: dict):
+        self.path, self.run, self.first, self.out = output, run, not prior.records, None
+        if output is None: return
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        self.out = open(output, "a", encoding="utf-8", buffering=1)  # line-buffered: each line reaches the file whole
+        if not prior.ends_cleanly: self._put("\n")
+
+    def _put(self, text: str):
+        try: self.out.write(text)
+        except OSError as e: raise no_space(e, self.path, "the records written before this one are intact") from None
+
+    def write(self, obj: dict):
+        "Append one JSON line."
+        if self.out is not None: self._put(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    def add(self, rec: dict):
+        "Append one record."
+        self.write(rec | ({"archnb_settings": self.run["defining"]} if self.first else {}))
+        self.first = False
+
+    def __enter__(self): return self
+    def __exit__(self, kind, *rest):
+        if self.out is None: return
+        try: self.out.close()
+        except OSError:
+            if kind is None: raise  # after a failed write, what could not be written is already reported
+
+def _fitting(gen, samples: list[dict], todo: list[int], prompts: list, skip: bool):
+    "The questions whose prompts fit the model's context, and failed Generations for those that do not (with `skip`)."
+    too_long = gen.too_long(prompts) if hasattr(gen, "too_long") else {}
+    if not too_long: return todo, prompts, []
+    k, (n, context) = next(iter(too_long.items()))
+    if not skip:
+        more = f" (and {len(too_long) - 1} more)" if len(too_long) > 1 else ""
+        raise ValueError(f"question {samples[todo[k]]['id']!r} has a prompt of {n} tokens, longer than the model's context of "
+                         f"{context} tokens{more}; --skip-too-long (skip_too_long=True) records such questions as errors and goes on")
+    refused = [(todo[k], prompts[k], Generation(prompt_tokens=n, error=f"prompt too long: {n} tokens, the model's context is {c}"))
+               for k, (n, c) in too_long.items()]
+    keep = [k for k in range(len(todo)) if k not in too_long]
+    return [todo[k] for k in keep], [prompts[k] for k in keep], refused
 
 def evaluate_streetmath(model, tokenizer=None, samples: list[dict] | None = None, settings: StreetMathSettings | None = None,
                         batch_size: int = 32, batching: str = "auto", output=None, resume: bool = False,
                         resume_errors: bool = False, log_raw_response: bool = False, progress: bool = True,
-                        run_info: dict | None = None, **setting_fields) -> dict:
+                        run_info: dict | None = None, skip_too_long: bool = False, **setting_fields) -> dict:
     "Ask, read and record StreetMath questions; return {'records', 'summary', 'output', 'note'}."
     from tqdm.auto import tqdm
     settings = settings or StreetMathSettings(**setting_fields)
@@ -239,33 +277,25 @@ def evaluate_streetmath(model, tokenizer=None, samples: list[dict] | None = None
     note = check_resumable(prior, run) if resume else None
     todo = to_answer(samples, prior.records, resume_errors)
     prompts = [gen.prompt(settings.messages(samples[i])) for i in todo]
+    todo, prompts, refused = _fitting(gen, samples, todo, prompts, skip_too_long)
     records = {k: r if "archnb_judgement" in r else with_readings(r) for k, r in prior.records.items()}
-    start, first = time.perf_counter(), not prior.records
-    out = _open_append(output, prior)
-    try:
+    start = time.perf_counter()
+    with _Recorder(output, prior, run) as recorder:
+        for i, prompt, g in refused:
+            records[str(samples[i]["id"])] = rec = make_record(samples[i], prompt, g, run)
+            recorder.add(rec)
         bar = tqdm(gen.generate(prompts, settings.seeds([samples[i] for i in todo])), total=len(todo),
                    desc=f"StreetMath {gen.name}", disable=not progress)
         for k, g in bar:
             sample = samples[todo[k]]
-            rec = make_record(sample, prompts[k], g, run, log_raw_response)
-            records[str(sample["id"])] = rec
-            if out is not None: _append(out, rec, first, run); first = False
+            records[str(sample["id"])] = rec = make_record(sample, prompts[k], g, run, log_raw_response)
+            recorder.add(rec)
             log.info("%s %s %s %.2fs%s", sample["id"], rec.get("judgement", "error"), rec.get("numeric_answer"), g.seconds,
                      f" error: {g.error}" if g.error else "")
         chosen = [records[str(s["id"])] for s in samples if str(s["id"]) in records]
         summary = summarise_run(chosen, run, time.perf_counter() - start, len(todo))
-        if out is not None: out.write(json.dumps({"summary": reference_summary(chosen) | {"archnb": summary}}) + "\n")
-    finally:
-        if out is not None: out.close()
+        recorder.write({"summary": reference_summary(chosen) | {"archnb": summary}})
     return {"records": chosen, "summary": summary, "output": Path(output) if output else None, "note": note}
-
-def _open_append(output, prior: ResultsFile):
-    "An append handle on the results file, starting on a fresh line (None without a file)."
-    if output is None: return None
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    out = open(output, "a", encoding="utf-8")
-    if not prior.ends_cleanly: out.write("\n")
-    return out
 
 # %% ../nbs/09b_evaluate.ipynb #9a2c7e15
 def _file_run(records: list[dict], settings: dict | None) -> dict:

@@ -16,12 +16,13 @@ import pandas as pd
 
 from .config import ArchConfig, ConfigError, Preset, TrainConfig, load_preset, split_preset_keys
 from .files import atomic_write_text
+from .bench import resolve_device, resolve_precision
 from .train import Trainer, prepare_data
 
 # %% auto #0
 __all__ = ['COMPARE_COLUMNS', 'safe_name', 'run_path', 'new_run_dir', 'versions', 'Experiment', 'run_trial', 'read_record',
            'expand_grid', 'trial_name', 'plan_sweep', 'completed_record', 'SweepResult', 'run_local', 'run_ray',
-           'sweep', 'compare', 'to_markdown']
+           'one_precision', 'sweep', 'compare', 'to_markdown']
 
 # %% ../nbs/06_experiment.ipynb #7822fcbd
 def safe_name(text: str) -> str:
@@ -163,36 +164,52 @@ def run_ray(trials: list[dict], address: str | None) -> list[dict]:
         record = run_trial(config["trial"])
         tune.report({"record": json.dumps(record, default=str), "val_loss": (record.get("metrics") or {}).get("val/loss") or float("nan")})
     tuner = tune.Tuner(tune.with_resources(objective, {"cpu": 1}), param_space={"trial": tune.grid_search(trials)},
-                       tune_config=tune.TuneConfig(max_concurrent_trials=2), run_config=tune.RunConfig(verbose=0))
+                       tune_config=tune.TuneConfig(max_concurrent_trials=2),
+                       run_config=tune.RunConfig(verbose=0, storage_path=str(Path(trials[0]["runs_dir"]) / "_ray")))
     results = tuner.fit()
     by_name = {json.loads(r.metrics["record"])["name"]: json.loads(r.metrics["record"]) for r in results if r.metrics and "record" in r.metrics}
     return [by_name.get(t["name"], {"name": t["name"], "status": "failed", "error": "the Ray trial reported nothing"}) for t in trials]
+
+def one_precision(base: Experiment, done: dict) -> Experiment:
+    "The base with `precision='auto'` resolved once for the whole sweep (to the completed runs' choice when they agree)."
+    try: train = base.resolve().train
+    except ConfigError: return base  # the plan reports what is wrong with each combination
+    if train.precision != "auto": return base
+    earlier = {(r.get("metrics") or {}).get("precision") for r in done.values()} - {None}
+    precision = earlier.pop() if len(earlier) == 1 else resolve_precision("auto", resolve_device(train.device))
+    return dataclasses.replace(base, overrides={**base.overrides, "precision": precision})
 
 def sweep(base: Experiment, grid: dict, name: str | None = None, backend: str = "local", ray_address: str | None = None,
           progress: bool = True, callbacks=(), stop=None, on_record=None) -> SweepResult:
     "Run every valid combination of `grid` on `base`, skipping invalid ones (with the reason) and reusing completed runs; `stop` (an Event) cancels before the next run."
     if backend not in ("local", "ray"): raise ValueError(f"backend={backend!r} must be 'local' or 'ray'")
     name = name or f"sweep-{base.name}"
-    trials, skipped = plan_sweep(base, grid, name)
-    done = {t["name"]: r for t in trials if (r := completed_record(base.runs_dir, t["name"]))}
+    base = dataclasses.replace(base, runs_dir=str(Path(base.runs_dir).resolve()))  # Ray runs trials in folders of its own
+    planned, _ = plan_sweep(base, grid, name)
+    done = {t["name"]: r for t in planned if (r := completed_record(base.runs_dir, t["name"]))}
+    trials, skipped = plan_sweep(one_precision(base, done), grid, name)
     todo = [t for t in trials if t["name"] not in done]
     fresh = run_ray(todo, ray_address) if backend == "ray" and todo else run_local(todo, progress, callbacks, stop, on_record)
     new = {r["name"]: r for r in fresh}
     records = [r for t in trials if (r := done.get(t["name"]) or new.get(t["name"]))]
-    return SweepResult(records, skipped, compare(records))
+    return SweepResult(records, skipped, compare(records, mixed_precision="precision" in grid))
 
 # %% ../nbs/06_experiment.ipynb #428569e3
-COMPARE_COLUMNS = ["run", "status", "params_M", "train_loss", "val_loss", "val_ppl", "tokens_per_s", "mfu", "peak_mem_gb", "train_time_s",
+COMPARE_COLUMNS = ["run", "status", "params_M", "precision", "train_loss", "val_loss", "val_ppl", "tokens_per_s", "mfu", "peak_mem_gb", "train_time_s",
                    "infer_tokens_per_s", "streetmath_good_rate", "error"]
 
-def compare(records: list[dict]) -> pd.DataFrame:
-    "A comparison table of run records, best validation perplexity first; failed runs last with their error."
+def compare(records: list[dict], mixed_precision: bool = False) -> pd.DataFrame:
+    "A comparison table of run records, best validation perplexity first; failed runs last; one precision unless asked."
+    precisions = {r["name"]: (r.get("metrics") or {}).get("precision") for r in records if (r.get("metrics") or {}).get("precision")}
+    if len(set(precisions.values())) > 1 and not mixed_precision:
+        raise ValueError(f"these runs trained in different precisions ({', '.join(f'{k}: {v}' for k, v in precisions.items())}), "
+                         "so their speeds and losses do not compare; pass mixed_precision=True to compare them anyway")
     rows = []
     for r in records:
         m, varied = r.get("metrics") or {}, {k: v for k, v in (r.get("experiment") or {}).get("overrides", {}).items()}
         params_m = m.get("params/total", float("nan")) / 1e6
         rows.append({"run": r["name"], "status": r["status"], **{f"set:{k}": v for k, v in varied.items()},
-                     "params_M": params_m, "train_loss": m.get("train/loss"), "val_loss": m.get("val/loss"), "val_ppl": m.get("val/ppl"),
+                     "params_M": params_m, "precision": m.get("precision"), "train_loss": m.get("train/loss"), "val_loss": m.get("val/loss"), "val_ppl": m.get("val/ppl"),
                      "tokens_per_s": m.get("perf/tokens_per_s"), "mfu": m.get("perf/mfu"), "peak_mem_gb": m.get("mem/peak_gb"),
                      "train_time_s": m.get("time/train_s"), "infer_tokens_per_s": m.get("infer/tokens_per_s_b1"),
                      "streetmath_good_rate": m.get("streetmath/good_rate"), "error": r.get("error")})

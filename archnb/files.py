@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['no_space', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'folder_bytes', 'read_utf8',
-           'strict_json', 'FolderLock']
+__all__ = ['FILE_SUFFIXES', 'no_space', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'folder_bytes',
+           'read_utf8', 'strict_json', 'is_local', 'hub_offline', 'hub_name', 'InUseError', 'FolderLock']
 
 # %% ../nbs/000_files.ipynb #6f708192
 def no_space(e: OSError, path, intact: str = "the file is unchanged") -> OSError:
@@ -83,12 +83,37 @@ def strict_json(text: str, where: str):
     except json.JSONDecodeError as e: raise ValueError(f"{where}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     except ValueError as e: raise ValueError(f"{where}: {e}") from None
 
+# %% ../nbs/000_files.ipynb #2e3d4c5b
+FILE_SUFFIXES = (".json", ".jsonl", ".gguf", ".safetensors", ".bin", ".txt", ".csv", ".parquet", ".md", ".py", ".npy", ".pt")
+
+def is_local(source) -> bool:
+    "True when `source` names a local path (existing or not), False for a Hugging Face Hub name."
+    if isinstance(source, Path): return True
+    s = str(source)
+    parts = s.split("/")
+    return (Path(s).expanduser().exists() or s.startswith(("/", "./", "../", "~", ".")) or s.endswith(FILE_SUFFIXES)
+            or len(parts) > 2 or (len(parts) == 2 and Path(parts[0]).is_dir()) or "\\" in s)
+
+def hub_offline() -> bool:
+    "True when the Hugging Face Hub is switched off by the environment."
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+def hub_name(source, what: str = "model") -> str:
+    "A Hub name that may be fetched; FileNotFoundError for a local path that does not exist, or when the Hub is off."
+    s = str(source)
+    if is_local(source): raise FileNotFoundError(f"{what} {s} does not exist here (a local path is never looked up on the Hub)")
+    if hub_offline(): raise FileNotFoundError(f"{what} {s} is not a local path, and the Hub is switched off (HF_HUB_OFFLINE)")
+    return s
+
 # %% ../nbs/000_files.ipynb #c5d6e7f8
 def _alive(pid: int) -> bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
     except PermissionError: return True
     return True
+
+class InUseError(RuntimeError):
+    "A folder is locked by another live process."
 
 class FolderLock:
     "An exclusive lock on a folder for this process: refuses a live holder (or waits for it), takes over a dead one's."
@@ -112,7 +137,7 @@ class FolderLock:
         deadline = time.monotonic() + self.wait
         while True:
             try: return self._try()
-            except RuntimeError:
+            except InUseError:
                 if time.monotonic() >= deadline: raise
                 time.sleep(0.05)
 
@@ -129,9 +154,9 @@ class FolderLock:
         held = self.holder() or held
         where = f"process {held.get('pid')} on host {held.get('host')} (since {held.get('started')})"
         if held.get("host") not in (None, here):
-            raise RuntimeError(f"{self.path.parent} is in use by {where}, which cannot be checked from {here}; if that run "
+            raise InUseError(f"{self.path.parent} is in use by {where}, which cannot be checked from {here}; if that run "
                                f"is over, delete {self.path}")
-        raise RuntimeError(f"{self.path.parent} is in use by {where}; wait for it to finish or choose another folder")
+        raise InUseError(f"{self.path.parent} is in use by {where}; wait for it to finish or choose another folder")
 
     def release(self):
         if (self.holder() or {}).get("pid") == os.getpid(): self.path.unlink(missing_ok=True)

@@ -19,8 +19,9 @@ from transformers.generation.logits_process import (LogitsProcessorList, Repetit
 from .streetmath import Generation, StopRule
 
 # %% auto #0
-__all__ = ['prompt_text', 'prompt_ids', 'stop_token_ids', 'generation_settings', 'unsupported_processors', 'logits_processors',
-           'Row', 'pad_left', 'merge_caches', 'keep_rows', 'supports_continuous', 'TransformersGenerator', 'RuleStop']
+__all__ = ['prompt_text', 'prompt_ids', 'model_context', 'stop_token_ids', 'generation_settings', 'unsupported_processors',
+           'logits_processors', 'Row', 'pad_left', 'merge_caches', 'keep_rows', 'supports_continuous',
+           'TransformersGenerator', 'RuleStop']
 
 # %% ../nbs/09_generate.ipynb #50bab7ef
 def prompt_text(tokenizer, messages: list[dict], reference: bool = False) -> str:
@@ -36,6 +37,13 @@ def prompt_ids(tokenizer, text: str, reference: bool = False) -> list[int]:
     "Token ids of a prompt text (the reference always lets the tokenizer add its special tokens)."
     special = reference or not getattr(tokenizer, "chat_template", None)
     return tokenizer(text, add_special_tokens=special)["input_ids"]
+
+def model_context(config) -> int | None:
+    "The longest sequence a model's config allows (positions), or None when it does not say."
+    for key in ("max_position_embeddings", "n_positions", "block_size", "max_sequence_length", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0: return value
+    return None
 
 def stop_token_ids(model, tokenizer) -> set:
     "The token ids that end a reply: the tokenizer's and the generation config's end-of-sequence tokens."
@@ -137,9 +145,16 @@ class TransformersGenerator:
         fits = supports_continuous(model) and not self.static_only
         self.continuous = batching == "continuous" or (batching == "auto" and fits)
         self.stop_ids, self.device = stop_token_ids(model, tokenizer), next(model.parameters()).device
+        self.context = model_context(model.config)
         if self.tok.pad_token_id is None: self.tok.pad_token = self.tok.eos_token
 
     def prompt(self, messages: list[dict]) -> str: return prompt_text(self.tok, messages, self.reference)
+
+    def too_long(self, prompts: list[str]) -> dict:
+        "{index: (prompt tokens, context)} of the prompts that do not fit in the model's context."
+        if not self.context: return {}
+        lengths = {i: len(prompt_ids(self.tok, p, self.reference)) for i, p in enumerate(prompts)}
+        return {i: (n, self.context) for i, n in lengths.items() if n >= self.context}
 
     def generate(self, prompts: list[str], seeds: list[int] | None = None):
         "Yield (index, Generation) for each prompt as its reply is finished; `seeds` gives each question's seed."
@@ -176,6 +191,7 @@ def ended(self: TransformersGenerator, row: Row) -> str | None:
     "Why a row's reply ends after its latest token ('eos', the stop rule's reason, 'max tokens'), or None."
     if row.new[-1] in self.stop_ids: return "eos"
     if self.stop.active and (why := self.stop.hit(self.tok.decode(row.new, skip_special_tokens=True))): return why
+    if self.context and row.prompt_len + len(row.new) >= self.context: return "context full"
     return "max tokens" if len(row.new) >= self.max_tokens else None
 
 @patch
@@ -186,7 +202,7 @@ def result(self: TransformersGenerator, row: Row, why: str, queued: float) -> Ge
     usage = {"prompt_tokens": row.prompt_len, "completion_tokens": len(row.new),
              "total_tokens": row.prompt_len + len(row.new), "token_count_source": "tokenizer"}
     return Generation(text, row.prompt_len, len(row.new), time.perf_counter() - row.start, queued,
-                      "length" if why == "max tokens" else "stop", why, usage=usage, token_count_source="tokenizer",
+                      "length" if why in ("max tokens", "context full") else "stop", why, usage=usage, token_count_source="tokenizer",
                       raw=self.tok.decode(row.new, skip_special_tokens=False))
 
 # %% ../nbs/09_generate.ipynb #7b2c0e93

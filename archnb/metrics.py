@@ -69,9 +69,10 @@ def peak_flops(device, precision: str) -> tuple[float, str]:
             if key in name and precision in peaks: return peaks[precision] * 1e12, f"table: {key} {precision}"
     return matmul_flops(DTYPES[precision], str(dev)), f"measured: {dev.type} {precision} matmul"
 
-def perf_metrics(tokens: int, seconds: float, flops_per_token: int, device, precision: str) -> dict:
-    "perf/tokens_per_s, perf/flops_per_s, perf/mfu and the peak's source."
+def perf_metrics(tokens: int, seconds: float, flops_per_token: int, device, precision: str, devices: int = 1) -> dict:
+    "perf/tokens_per_s, perf/flops_per_s, perf/mfu and the peak's source; `tokens` over all `devices`, so the peak is all of theirs."
     peak, source = peak_flops(device, precision)
+    if devices > 1: peak, source = peak * devices, f"{source}, x {devices} devices"
     tps = tokens / seconds
     return {"perf/tokens_per_s": tps, "perf/flops_per_s": tps * flops_per_token, "perf/mfu": tps * flops_per_token / peak,
             "perf/peak_flops": peak, "perf/peak_source": source}
@@ -84,7 +85,9 @@ def memory_metrics(peak: PeakMemory) -> dict:
 def inference_metrics(model, batch: int = 1, prompt_len: int = 16, new_tokens: int = 32) -> dict:
     "infer/tokens_per_s: new tokens per second with the KV cache at `batch`."
     device = next(model.parameters()).device
+    prompt_len = min(prompt_len, max(1, model.config.block_size // 2))  # a short context still leaves room to generate
     new_tokens = min(new_tokens, model.config.block_size - prompt_len)
+    if new_tokens < 1: return {}
     was_training = model.training
     seconds = generation_seconds(model.eval(), batch, prompt_len, new_tokens, model.config.vocab_size, device)
     model.train(was_training)

@@ -242,7 +242,6 @@ class ArchForCausalLM(ArchPreTrainedModel, GenerationMixin):
         return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
 
 # %% ../nbs/01_model.ipynb #f7223164
-AutoConfig.register(ArchConfig.model_type, ArchConfig, exist_ok=True)
 AutoModelForCausalLM.register(ArchConfig, ArchForCausalLM, exist_ok=True)
 
 # %% ../nbs/01_model.ipynb #3e892ba4

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .files import atomic_write_text
+from .files import atomic_write_text, hub_name, is_local, read_utf8, strict_json
 
 # %% auto #0
 __all__ = ['TAX_RATES', 'TOPICS', 'SUBTOPICS', 'REQUIRED', 'PROTOCOLS', 'DEFAULT_SEEDS', 'REFERENCE_SYSTEM',
@@ -26,12 +26,12 @@ __all__ = ['TAX_RATES', 'TOPICS', 'SUBTOPICS', 'REQUIRED', 'PROTOCOLS', 'DEFAULT
            'discount_bogo', 'discount_buy_n_get_m', 'discount_threshold', 'discount_stacked', 'taxes',
            'tax_pre_discount', 'tax_post_discount', 'units_lb_oz', 'units_kg_g', 'tips_service', 'fermi_crowd_density',
            'travel_drive_time', 'physics_fill_rate', 'states_answer', 'draw', 'generate_streetmath', 'write_jsonl',
-           'parse_record', 'read_jsonl', 'check_protocol', 'looks_local', 'sample_per_topic', 'select_questions',
-           'load_streetmath', 'check_template', 'build_prompt', 'system_prompt', 'build_messages', 'to_number',
-           'split_thinking', 'extract_answer', 'reference_answer', 'judge', 'relative_error', 'score',
-           'disagreement_cause', 'reference_thinking', 'reference_tool_call', 'tool_call_kind', 'reading_fields',
-           'answer_complete', 'StopRule', 'Generation', 'StreetMathSettings', 'wilson', 'judgement_rates',
-           'summarise_readings', 'two_proportion_test', 'reference_token_count', 'reference_summary']
+           'parse_record', 'read_jsonl', 'check_protocol', 'sample_per_topic', 'select_questions', 'load_streetmath',
+           'check_template', 'build_prompt', 'system_prompt', 'build_messages', 'to_number', 'split_thinking',
+           'extract_answer', 'reference_answer', 'judge', 'relative_error', 'score', 'disagreement_cause',
+           'reference_thinking', 'reference_tool_call', 'tool_call_kind', 'reading_fields', 'answer_complete',
+           'StopRule', 'Generation', 'StreetMathSettings', 'wilson', 'judgement_rates', 'summarise_readings',
+           'two_proportion_test', 'reference_token_count', 'reference_summary']
 
 # %% ../nbs/02_streetmath.ipynb #efea5712
 def price(rng: random.Random, low: float, high: float) -> float:
@@ -188,26 +188,41 @@ def write_jsonl(records: list[dict], path) -> Path:
     return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 def parse_record(raw: dict, where: str) -> dict:
-    "A record with the required fields and a numeric exact_value; an error naming `where` otherwise."
+    "A record with the required fields, an id that is text or a whole number, and a finite exact_value; else an error naming `where`."
     missing = [k for k in REQUIRED if k not in raw]
     if missing: raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+    if isinstance(raw["id"], bool) or not isinstance(raw["id"], (str, int)):
+        raise ValueError(f"{where}: id={raw['id']!r} must be text or a whole number")
     try: value = float(str(raw["exact_value"]).replace(",", "").replace("$", ""))
     except ValueError: raise ValueError(f"{where}: exact_value={raw['exact_value']!r} is not a number") from None
+    if not math.isfinite(value): raise ValueError(f"{where}: exact_value={raw['exact_value']!r} is not a finite number")
     return {**raw, "exact_value": value}
 
-def read_jsonl(path) -> list[dict]:
-    "Records from a local JSON-lines file; a malformed line is an error naming the file and the line."
+def _unique_ids(records: list[dict], places: list[str], allow: bool) -> list[dict]:
+    "The records with each id once: a repeated id is an error naming both places, or (allowed) suffixed #2, #3, ..."
+    first, count, out = {}, Counter(), []
+    for r, where in zip(records, places):
+        key = str(r["id"])
+        count[key] += 1
+        if count[key] == 1: first[key] = where; out.append(r); continue
+        if not allow: raise ValueError(f"{where} repeats the id {r['id']!r} of {first[key]}; ids must be unique (allow_duplicate_ids / "
+                                       "--allow-duplicate-ids keeps both as separate questions, the later ones suffixed #2, #3, ...)")
+        out.append({**r, "id": f"{key}#{count[key]}"})
+    return out
+
+def read_jsonl(path, allow_duplicate_ids: bool = False) -> list[dict]:
+    "Records from a local JSON-lines file; a malformed line or a repeated id is an error naming the file and the line."
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"StreetMath file {path} does not exist (a local path is never fetched from the Hub)")
-    out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    out, places = [], []
+    for i, line in enumerate(read_utf8(path).splitlines(), 1):
         if not line.strip(): continue
-        try: raw = json.loads(line)
-        except json.JSONDecodeError as e: raise ValueError(f"{path}, line {i}: malformed JSON ({e.msg})") from None
+        try: raw = strict_json(line, f"{path}, line {i}")
+        except ValueError as e: raise ValueError(str(e).replace("malformed JSON at line 1,", "malformed JSON at")) from None
         if not isinstance(raw, dict): raise ValueError(f"{path}, line {i}: each line must be a JSON object")
-        out.append(parse_record(raw, f"{path}, line {i}"))
-    return out
+        out.append(parse_record(raw, f"{path}, line {i}")); places.append(f"{path}, line {i}")
+    return _unique_ids(out, places, allow_duplicate_ids)
 
 # %% ../nbs/02_streetmath.ipynb #c66a6d30
 PROTOCOLS = ("reference", "archnb")
@@ -217,11 +232,6 @@ def check_protocol(protocol: str) -> str:
     "The protocol's name, or an error listing the protocols."
     if protocol not in PROTOCOLS: raise ValueError(f"protocol={protocol!r} must be one of {', '.join(PROTOCOLS)}")
     return protocol
-
-def looks_local(source: str) -> bool:
-    "A path rather than a Hub name: it exists, ends in .json/.jsonl, or starts with ./, / or ~."
-    s = str(source)
-    return Path(s).exists() or s.endswith((".json", ".jsonl")) or s.startswith((".", "/", "~"))
 
 def sample_per_topic(records: list[dict], percentage: float, seed: int) -> list[dict]:
     "A seeded draw of `percentage`% of each topic's records (at least one per topic), in their original order."
@@ -263,7 +273,7 @@ def select_questions(records: list[dict], protocol: str = "reference", limit: in
     return _first_per_topic(records, samples_percentage) if samples_percentage not in (None, 100) else records
 
 # %% ../nbs/02_streetmath.ipynb #4d1f6a2e
-def _load_source(source, split: str | None) -> tuple[list[dict], int]:
+def _load_source(source, split: str | None, allow_duplicate_ids: bool = False) -> tuple[list[dict], int]:
     "The records of a source after the split filter, and how many there were before it."
     if str(source).split(":")[0] == "generated":
         seed_text = str(source).partition(":")[2] or "0"
@@ -271,23 +281,24 @@ def _load_source(source, split: str | None) -> tuple[list[dict], int]:
             raise ValueError(f"source={source!r}: a generated set is 'generated' or 'generated:SEED' with a whole-number seed")
         records = generate_streetmath(seed=int(seed_text))
         return [r for r in records if split is None or r["split"] == split], len(records)
-    if looks_local(source):
-        records = read_jsonl(Path(str(source)).expanduser())
+    if is_local(source):
+        records = read_jsonl(Path(str(source)).expanduser(), allow_duplicate_ids)
         if split is None or not any("split" in r for r in records): return records, len(records)  # no split field: kept
         return [r for r in records if r.get("split") == split], len(records)
     import datasets
-    try: rows = datasets.load_dataset(str(source), split=split)
+    try: rows = datasets.load_dataset(hub_name(source, "StreetMath data set"), split=split)
     except (ConnectionError, OSError) as e:  # offline, or no such data set: say what to use instead
         raise FileNotFoundError(f"StreetMath data set {source!r} could not be loaded ({type(e).__name__}: {e}); offline, use "
                                 "'generated' or a local JSONL file") from None
-    records = [parse_record(dict(r), f"{source}[{split}] row {i}") for i, r in enumerate(rows)]
+    records = _unique_ids([parse_record(dict(r), f"{source}[{split}] row {i}") for i, r in enumerate(rows)],
+                          [f"{source}[{split}] row {i}" for i in range(len(rows))], allow_duplicate_ids)
     return records, len(records)
 
 def load_streetmath(source="LuxMuseAI/StreetMathDataset", split: str | None = "test", limit: int | None = None,
                     shuffle: bool = False, seed: int | None = None, samples_percentage: float | None = None,
-                    protocol: str = "reference") -> list[dict]:
+                    protocol: str = "reference", allow_duplicate_ids: bool = False) -> list[dict]:
     "StreetMath records from `generated[:SEED]`, a local JSONL file or a Hub data set, chosen as `protocol` chooses."
-    records, before = _load_source(source, split)
+    records, before = _load_source(source, split, allow_duplicate_ids)
     chosen = select_questions(records, protocol, limit, shuffle, seed, samples_percentage)
     if not chosen:
         filters = ", ".join(f"{k}={v!r}" for k, v in dict(split=split, limit=limit, shuffle=shuffle, seed=seed,

@@ -13,6 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -26,7 +27,7 @@ from .model import ArchForCausalLM, load_converted
 
 # %% auto #0
 __all__ = ['EVAL_BATCH_SIZE', 'lr_at', 'prepare_data', 'Callback', 'NaNGuard', 'ProgressBar', 'JSONLHistory', 'TensorBoard',
-           'EarlyStop', 'distributed_setup', 'Trainer']
+           'EarlyStop', 'distributed_setup', 'warm_up', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #bdecb3ae
 def lr_at(step: int, t: TrainConfig, total_steps: int) -> float:
@@ -125,6 +126,21 @@ def distributed_setup() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 EVAL_BATCH_SIZE = 8  # windows per validation batch: eval_iters of these make the fixed validation set
+_WARMED = set()
+
+def warm_up(device, precision: str, config: ArchConfig | None, t: TrainConfig):
+    "Pay torch's first-use costs in this process once (on a tiny model of the same kind) before any run is measured."
+    key = (str(device), precision)
+    if key in _WARMED: return
+    kind = {k: getattr(config, k) for k in ("norm", "pos", "mlp")} if config is not None else {}
+    model = ArchForCausalLM(ArchConfig(n_layer=1, n_head=2, n_embd=32, vocab_size=64, block_size=16, **kind)).to(device)
+    opt = make_adamw(model, t, device)
+    batches = TokenBatches(np.random.default_rng(0).integers(0, 64, 4096).astype(np.uint16), 2, 16, seed=0, device=device)
+    for i in range(2):
+        with autocast(precision, device): loss = window_loss(model, batches[i])
+        loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad(set_to_none=True)
+    evaluate(model, batches, 1, precision)
+    _WARMED.add(key)
 
 class Trainer:
     "Train an ArchConfig on token files with a TrainConfig; checkpoints, exact resume and DDP under torchrun."
@@ -256,6 +272,7 @@ class Trainer:
         held = RunFolder(self.out_dir, self._fresh()) if self.out_dir and self.is_main else contextlib.nullcontext()
         with held as folder:
             for note in getattr(folder, "notes", []): print(note)
+            warm_up(self.device, self.precision, self.config, self.t)
             with PeakMemory(self.device) as peak:  # this rank's own device, so every GPU reports its own peak
                 self._setup()
                 if self.state and self.step >= self.total_steps: return self._complete()
@@ -289,11 +306,11 @@ class Trainer:
         status = "diverged" if self.diverged else "stopped" if self.stop_reason else "completed"
         final = {"step": self.step, "status": status, "stop_reason": self.stop_reason, "train/loss": losses[-1] if losses else None,
                  "val/loss": ev.get("val/loss"), "val/ppl": ev.get("val/ppl"), "val/best_loss": self.best_val_loss if math.isfinite(self.best_val_loss) else None,
-                 "precision": self.precision, "device": str(self.device), "world_size": self.world, **param_metrics(self.model),
+                 "precision": self.precision, "precision_setting": self.t.precision, "device": str(self.device), "world_size": self.world, **param_metrics(self.model),
                  **memory_metrics(peak), "time/total_s": total_s, "time/train_s": sum(step_times), "time/eval_s": eval_s}
         timed = step_times[1:] or step_times  # the first step pays one-off allocation and warm-up
         if timed: final.update(perf_metrics(len(timed) * self.tokens_per_step, sum(timed), flops_per_token(self.config, seq_len=self.config.block_size),
-                                            self.device, self.precision))
+                                            self.device, self.precision, devices=self.world))
         if timed: final["perf/tokens_per_s_median"] = self.tokens_per_step / statistics.median(timed)  # robust to a noisy host
         if self.is_main and losses and not self.diverged: final.update(inference_metrics(self.model))
         if self.out_dir and self.is_main: atomic_write_text(self.out_dir / "metrics.json", json.dumps(final, indent=2) + "\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 import ipywidgets as W
 
 from .config import (ArchConfig, ConfigError, TrainConfig, count_params, flops_per_token, human, list_presets, load_preset,
-                           memory_estimate, save_preset)
+                           memory_estimate, save_preset, check_preset_name)
 from .experiment import Experiment, plan_sweep, sweep
 from .train import Callback
 
@@ -134,6 +134,7 @@ class PresetPicker(Shown):
         name = self.save_name.value.strip()
         try:
             if not name: raise ValueError("give the new preset a name first")
+            check_preset_name(name)
             path = save_preset(self.config, self.save_dir / f"{name}.json", train=self.base.train, name=name,
                                description=f"{self.base.name} with changes made in PresetPicker")
         except (ValueError, FileExistsError) as e:

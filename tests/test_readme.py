@@ -2,6 +2,8 @@
 import re
 import subprocess
 
+import pytest
+
 from archnb.config import count_params, human, list_presets, load_preset
 
 
@@ -36,3 +38,28 @@ def test_readme_images_exist_and_are_small(repo):
     for path in images:
         data = (repo / path).read_bytes()
         assert data[:4] == b"\x89PNG" and len(data) < 300_000, path
+
+
+def readme_python(repo, heading: str) -> str:
+    "The python block under a README heading, exactly as written."
+    section = (repo / "README.md").read_text().split(heading, 1)[1].split("\n#", 1)[0]
+    return re.search(r"```python\n(.*?)\n```", section, flags=re.S).group(1)
+
+
+@pytest.mark.slow
+def test_readme_sweep_example_as_written(repo, tmp_path, monkeypatch):
+    "The sweep example, local and on Ray, with the default relative runs folder: the runs land in ./runs and are found again."
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    try: exec(readme_python(repo, "### Experiments, sweeps and reports"), scope)
+    finally:
+        import ray
+        ray.shutdown()
+    res = scope["res"]
+    assert res.table.status.tolist() == ["completed"] * 4 and len(res.skipped) == 2
+    assert all("n_embd=64 must be divisible by n_head=3" in s["reason"] for s in res.skipped)
+    assert sorted(p.name for p in (tmp_path / "runs" / "sweep-heads").iterdir()) == [
+        "n_head=2,n_kv_head=1", "n_head=2,n_kv_head=2", "n_head=4,n_kv_head=1", "n_head=4,n_kv_head=2", "n_layer=1", "n_layer=2"]
+    again = scope["sweep"](scope["base"], {"n_layer": [1, 2]})   # the Ray runs are read back from ./runs, not trained again
+    assert all(r["status"] == "completed" for r in again.records)
+    assert not any(p.name.endswith("-v2") for p in (tmp_path / "runs" / "sweep-heads").iterdir())
