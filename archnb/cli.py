@@ -14,26 +14,31 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from .bench import bench, format_bench
-from .config import ARCH_ALIASES, TRAIN_ALIASES, TRAIN_FIELDS, describe_preset, human, load_preset, presets_table, table_number
 from .files import InUseError
 
 # %% auto #0
-__all__ = ['format_presets_table', 'presets_command', 'parse_settings', 'bench_command', 'add_bench_parser', 'parse_value',
-           'merge_options', 'train_command', 'add_train_parser', 'add_streetmath_parser', 'default_output',
-           'command_settings', 'command_samples', 'command_generator', 'streetmath_command', 'rescore_command',
-           'table_command', 'demo_command', 'add_demo_parser', 'build_parser', 'main']
+__all__ = ['COMMANDS', 'format_presets_table', 'presets_command', 'parse_settings', 'bench_command', 'parse_value',
+           'merge_options', 'train_command', 'default_output', 'command_settings', 'command_samples',
+           'command_generator', 'streetmath_command', 'rescore_command', 'table_command', 'demo_command',
+           'build_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #b57e1d01
 def format_presets_table(table) -> str:
     "The presets table as text, with counts in K/M/B."
+    from archnb.config import human
     shown = table.assign(params=table.params.map(human), non_embedding=table.non_embedding.map(human))
     return shown.to_string(index=False)
 
 def presets_command(args) -> int:
     "Print the presets table, or one preset in detail."
+    from archnb.config import describe_preset, presets_table
     print(describe_preset(args.preset, args.dir) if args.preset else format_presets_table(presets_table(args.dir)))
     return 0
+
+def _presets_options(p):
+    p.add_argument("--preset", metavar="NAME|PATH", help="show this preset in detail")
+    p.add_argument("--dir", action="append", default=[], metavar="FOLDER", help="also read presets from FOLDER (repeatable)")
+    p.set_defaults(func=presets_command)
 
 # %% ../nbs/11_cli.ipynb #9e4c3a71
 def parse_settings(pairs: list[str]) -> dict:
@@ -48,15 +53,15 @@ def parse_settings(pairs: list[str]) -> dict:
 
 def bench_command(args) -> int:
     "Run the benchmark and print the table and ratios."
+    from archnb.bench import bench, format_bench
     res = bench(args.preset, batch=args.batch, ctx=args.ctx, vocab=args.vocab, steps=args.steps, rounds=args.rounds,
                 precision=args.precision, vs=args.vs, device=args.device, dropout=args.dropout,
                 gen_tokens=args.gen_tokens, gen_prompt=args.gen_prompt, **parse_settings(args.set))
     print(format_bench(res))
     return 0
 
-def add_bench_parser(sub):
-    "The `bench` subcommand and its options."
-    p = sub.add_parser("bench", help="time training and generation, optionally against the transformers twin")
+def _bench_options(p):
+    "The `bench` subcommand's options."
     p.add_argument("--preset", default="small", metavar="NAME|PATH", help="preset to benchmark (default: small)")
     p.add_argument("--batch", type=int, default=8, help="sequences per step (default: 8)")
     p.add_argument("--ctx", type=int, default=None, help="context length (default: the preset's block_size)")
@@ -82,6 +87,7 @@ def parse_value(text: str):
 
 def merge_options(settings: dict, flags: dict) -> dict:
     "--set values and option flags together; a field given both ways (in any spelling) is an error naming both."
+    from archnb.config import ARCH_ALIASES, TRAIN_ALIASES
     canonical = lambda k: {**ARCH_ALIASES, **TRAIN_ALIASES}.get(k, k)
     flagged = {canonical(k): k for k in flags}
     clash = [(k, flagged[canonical(k)]) for k in settings if canonical(k) in flagged]
@@ -92,6 +98,7 @@ def merge_options(settings: dict, flags: dict) -> dict:
 
 def train_command(args) -> int:
     "Prepare the data, train, print the metrics summary."
+    from archnb.config import TRAIN_FIELDS, load_preset
     from archnb.train import EarlyStop, TensorBoard, Trainer, prepare_data
     train_overrides = {k: parse_value(getattr(args, k)) for k in TRAIN_FIELDS if getattr(args, k) is not None}
     preset = load_preset(args.preset, **merge_options(parse_settings(args.set), train_overrides))
@@ -105,9 +112,9 @@ def train_command(args) -> int:
         print("\n".join(f"{k:<24}{v:,.4g}" if isinstance(v, float) else f"{k:<24}{v}" for k, v in res.items()))
     return 0 if res["status"] != "diverged" else 1
 
-def add_train_parser(sub):
-    "The `train` subcommand: run options, then one option per TrainConfig field."
-    p = sub.add_parser("train", help="train a preset on a corpus")
+def _train_options(p):
+    "The `train` subcommand's options: run options, then one option per TrainConfig field."
+    from archnb.config import TRAIN_FIELDS
     p.add_argument("--preset", default="debug", metavar="NAME|PATH", help="preset to train (default: debug)")
     p.add_argument("--corpus", default="streetmath", help="streetmath, python-stdlib, a file, a folder or a Hugging Face data set")
     p.add_argument("--tokenizer", default="bpe", choices=["bpe", "bytes"], help="BPE trained to the preset's vocab, or bytes")
@@ -171,22 +178,21 @@ def _question_arguments(p):
                    help="record a question whose prompt is longer than the model's context as failed and go on (an error otherwise)")
 
 def _model_arguments(p):
-    from archnb.hf import DTYPE_CHOICES, LAYER_SELECTIONS, REFERENCE_SLICES
     g = p.add_argument_group("the model")
     g.add_argument("--provider", choices=["transformers", "openai", "ollama"], default="transformers",
                    help="who answers: a local transformers model, or an OpenAI-compatible server (default: transformers)")
     g.add_argument("--model", default="smollm2-135m-instruct", help="model name, folder, .gguf file or archnb run; the served name otherwise")
     g.add_argument("--num-layers", type=int, default=None, help="keep this many layers (more than the model has adds new ones)")
-    g.add_argument("--layer-slice-mode", choices=REFERENCE_SLICES, default=None,
-                   help="which layers --num-layers keeps, as the reference chooses them (its default: every_k)")
-    g.add_argument("--layer-selection", choices=LAYER_SELECTIONS, default=None,
-                   help="which layers --num-layers keeps, archnb's way (default with --protocol archnb: first)")
+    g.add_argument("--layer-slice-mode", default=None, metavar="MODE",
+                   help="which layers --num-layers keeps, as the reference chooses them: first_n, last_n or every_k (its default)")
+    g.add_argument("--layer-selection", default=None, metavar="WHICH",
+                   help="which layers --num-layers keeps, archnb's way: first (the default with --protocol archnb), last or spread")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     g.add_argument("--device-map", default=None, help="spread the model over devices: auto, balanced, balanced_low_0, sequential")
     g.add_argument("--multi-gpu", action="store_true", help="--device-map auto when there is more than one CUDA device")
-    g.add_argument("--torch-dtype", default="auto", choices=list(DTYPE_CHOICES),
-                   help="weights' dtype: auto is the checkpoint's stored dtype (float32 when it names none), fastest the faster "
-                        "of fp32 and bf16 measured here (default: auto)")
+    g.add_argument("--torch-dtype", default="auto", metavar="DTYPE",
+                   help="weights' dtype: auto (the checkpoint's stored dtype, float32 when it names none; the default), fastest "
+                        "(the faster of fp32 and bf16 measured here), float32, bfloat16 or float16")
     g.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from its repository")
     g.add_argument("--batch-size", type=int, default=32, help="questions generated together (default: 32)")
     g.add_argument("--batching", choices=["auto", "continuous", "static"], default="auto",
@@ -199,7 +205,9 @@ def _server_arguments(p):
     g.add_argument("--api-key", default=None, help="the API key (never written to a file or printed)")
     g.add_argument("--api-key-env", default=None, metavar="VAR", help="read the API key from this environment variable "
                    "(default: OPENAI_API_KEY when set; none is sent when there is no key)")
-    g.add_argument("--concurrency", type=int, default=1, help="requests in flight at once (default: 1, as the reference)")
+    g.add_argument("--concurrency", type=int, default=1,
+                   help="requests in flight at once (default: 1, as the reference; against llama.cpp's server, which answers one "
+                        "request at a time, four in flight were no faster: 0.98x and 0.99x the speed of one in two runs)")
     g.add_argument("--retries", type=int, default=3, help="retries of a failed request (default: 3)")
     g.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one reply (default: 120)")
     g.add_argument("--tokenizer", default=None, help="the served model's tokenizer (a name or folder), to count the tokens of replies cut here")
@@ -216,13 +224,11 @@ def _record_arguments(p):
     g.add_argument("--active-params", type=float, default=None, help="active parameters of a mixture of experts, recorded")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-def add_streetmath_parser(sub):
-    "The `streetmath` subcommand, and its `rescore` and `table` actions."
-    p = sub.add_parser("streetmath", help="evaluate a model on StreetMath (also: rescore, table)",
-                       description="Evaluate a model on StreetMath, as the benchmark's reference runner does by default.")
+def _streetmath_options(p):
+    "The `streetmath` subcommand's options, and its `rescore` and `table` actions."
     for add in (_prompt_arguments, _decoding_arguments, _question_arguments, _model_arguments, _server_arguments, _record_arguments):
         add(p)
-    p.set_defaults(func=streetmath_command, command="streetmath")
+    p.set_defaults(func=streetmath_command)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=False)
     r = actions.add_parser("rescore", help="both readings of results files, written to --out-dir")
     r.add_argument("files", nargs="+", metavar="FILE")
@@ -234,7 +240,6 @@ def add_streetmath_parser(sub):
     t.add_argument("--reading", choices=["reference", "archnb"], default="reference", help="which reading to count (default: reference)")
     t.add_argument("--order-from", default=None, metavar="FILE", help="a question file whose topic/subtopic order the table follows")
     t.set_defaults(func=table_command)
-    return p
 
 # %% ../nbs/11_cli.ipynb #c434b15a
 def _split_commas(values):
@@ -352,6 +357,7 @@ def table_command(args) -> int:
 # %% ../nbs/11_cli.ipynb #48f44428
 def demo_command(args) -> int:
     "Run the demo study and print its table and where the report is."
+    from archnb.config import table_number
     from archnb.plots import demo
     res = demo(args.out, steps=args.steps, progress=not args.no_progress)
     cols = ["run", "params_M", "val_loss", "val_ppl", "tokens_per_s", "peak_mem_gb", "ppl_per_M_params"]
@@ -359,32 +365,37 @@ def demo_command(args) -> int:
     print(f"\nreport: {res['out'] / 'report.md'}; plots: {', '.join(str(p) for p in res['images'].values())}")
     return 0
 
-def add_demo_parser(sub):
-    "The `demo` subcommand."
-    p = sub.add_parser("demo", help="a small architecture study on the CPU, with table, plots and report")
+def _demo_options(p):
+    "The `demo` subcommand's options."
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="where the runs, plots and report go (default: runs/demo)")
     p.add_argument("--steps", type=int, default=150, help="training steps per run (default: 150)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=demo_command)
 
 # %% ../nbs/11_cli.ipynb #457ea6b0
-def build_parser() -> argparse.ArgumentParser:
-    "The `archnb` argument parser with every subcommand."
+COMMANDS = {  # name: (what it does, the function that adds its options)
+    "presets": ("list the presets, or show one in detail", _presets_options),
+    "bench": ("time training and generation, optionally against the transformers twin", _bench_options),
+    "train": ("train a preset on a corpus", _train_options),
+    "demo": ("a small architecture study on the CPU, with table, plots and report", _demo_options),
+    "streetmath": ("evaluate a model on StreetMath, as the benchmark's reference runner does (also: rescore, table)",
+                   _streetmath_options),
+}
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    "The `archnb` parser, with the options of `command` only (every command's when None): `archnb --help` loads nothing heavy."
     parser = argparse.ArgumentParser(prog="archnb", description="Experiments with language-model architectures.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("presets", help="list the presets, or show one in detail")
-    p.add_argument("--preset", metavar="NAME|PATH", help="show this preset in detail")
-    p.add_argument("--dir", action="append", default=[], metavar="FOLDER", help="also read presets from FOLDER (repeatable)")
-    p.set_defaults(func=presets_command)
-    add_bench_parser(sub)
-    add_train_parser(sub)
-    add_demo_parser(sub)
-    add_streetmath_parser(sub)
+    for name, (summary, add_options) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        if command in (None, name): add_options(p)
     return parser
 
 def main(argv: list[str] | None = None) -> int:
     "Run the `archnb` command; bad input prints one clear line and exits with status 2."
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    args = build_parser(command if command in COMMANDS else "").parse_args(argv)
     try: return args.func(args)
     except (ValueError, OSError, InUseError) as e:  # bad input, a missing or used file, no space: one line, no traceback
         print(f"archnb {args.command}: error: {e}", file=sys.stderr)
