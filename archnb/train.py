@@ -17,17 +17,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .bench import PeakMemory, autocast, make_adamw, resolve_device, resolve_precision
+from .runtime import PeakMemory, autocast, make_adamw, resolve_device, resolve_precision
 from .config import ArchConfig, ConfigError, TrainConfig, flops_per_token
 from .checkpoint import RunFolder, encode_rng, find_checkpoint, read_checkpoint, restore_rng, save_checkpoint
-from .files import FolderLock, atomic_write_text, no_space
-from .data import TokenBatches, bytes_tokenizer, load_corpus, load_tokens, train_bpe, write_token_files
+from .files import atomic_write_text, no_space
+from .data import TokenBatches, load_tokens, prepare_data
 from .metrics import evaluate, inference_metrics, memory_metrics, param_metrics, perf_metrics, window_loss
 from .model import ArchForCausalLM, load_converted
 
 # %% auto #0
-__all__ = ['EVAL_BATCH_SIZE', 'lr_at', 'prepare_data', 'Callback', 'NaNGuard', 'ProgressBar', 'JSONLHistory', 'TensorBoard',
-           'EarlyStop', 'distributed_setup', 'warm_up', 'Trainer']
+__all__ = ['EVAL_BATCH_SIZE', 'lr_at', 'Callback', 'NaNGuard', 'ProgressBar', 'JSONLHistory', 'TensorBoard', 'EarlyStop',
+           'distributed_setup', 'warm_up', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #bdecb3ae
 def lr_at(step: int, t: TrainConfig, total_steps: int) -> float:
@@ -35,21 +35,6 @@ def lr_at(step: int, t: TrainConfig, total_steps: int) -> float:
     if step < t.warmup_steps: return t.learning_rate * (step + 1) / (t.warmup_steps + 1)
     progress = min(1.0, (step - t.warmup_steps) / max(1, total_steps - 1 - t.warmup_steps))
     return t.min_lr + 0.5 * (t.learning_rate - t.min_lr) * (1 + math.cos(math.pi * progress))
-
-# %% ../nbs/05_train.ipynb #f8096e3a
-def prepare_data(corpus: str, data_dir, vocab_size: int, tokenizer: str = "bpe", n_docs: int | None = None, seed: int = 0,
-                 progress: bool = True) -> dict:
-    "Token files for `corpus` in `data_dir` (reused when present): a BPE tokenizer trained to `vocab_size`, or bytes."
-    meta_path = Path(data_dir) / "meta.json"
-    with FolderLock(data_dir, "prepare", wait=3600):  # concurrent trials sharing a cache: one prepares, the others wait, then reuse
-        if meta_path.exists(): meta = json.loads(meta_path.read_text())
-        else:
-            docs = load_corpus(corpus, n_docs=n_docs, seed=seed)
-            tok = bytes_tokenizer() if tokenizer == "bytes" else train_bpe(docs, vocab_size, progress=progress)
-            meta = write_token_files(docs, tok, data_dir, seed=seed, name=corpus, progress=progress)
-    if meta["vocab_size"] > vocab_size:
-        raise ConfigError([f"the tokenizer in {data_dir} has {meta['vocab_size']} ids but the model's vocab_size={vocab_size}"])
-    return meta
 
 # %% ../nbs/05_train.ipynb #0a11f433
 class Callback:

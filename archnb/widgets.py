@@ -13,14 +13,14 @@ from pathlib import Path
 
 import ipywidgets as W
 
-from .config import (ArchConfig, ConfigError, TrainConfig, count_params, flops_per_token, human, list_presets, load_preset,
+from .config import (ARCH_CHOICES, ArchConfig, ConfigError, TrainConfig, count_params, flops_per_token, human, list_presets, load_preset,
                            memory_estimate, save_preset, check_preset_name)
 from .experiment import Experiment, plan_sweep, sweep
 from .train import Callback
 
 # %% auto #0
-__all__ = ['CONTROLS', 'FOLLOW', 'AXES', 'CHOICES', 'esc', 'Shown', 'png_bytes', 'control_values', 'problems_by_field',
-           'stats_html', 'PresetPicker', 'TrainView', 'SweepStopped', 'SweepProgress', 'parse_axis', 'SweepBuilder',
+__all__ = ['CONTROLS', 'FOLLOW', 'AXES', 'esc', 'Shown', 'png_bytes', 'control_values', 'problems_by_field', 'stats_html',
+           'PresetPicker', 'TrainView', 'SweepStopped', 'SweepProgress', 'parse_axis', 'SweepBuilder',
            'plot_topic_judgements', 'StreetMathPanel']
 
 # %% ../nbs/10_widgets.ipynb #87723e2d
@@ -50,9 +50,9 @@ CONTROLS = {  # field: (label, widget factory)
     "n_embd": ("width", lambda: W.IntText(continuous_update=True)),
     "d_ff": ("d_ff (0 = default)", lambda: W.IntText(continuous_update=True)),
     "block_size": ("context", lambda: W.IntText(continuous_update=True)),
-    "norm": ("norm", lambda: W.Dropdown(options=["layernorm", "rmsnorm"])),
-    "pos": ("positions", lambda: W.Dropdown(options=["learned", "rope"])),
-    "mlp": ("MLP", lambda: W.Dropdown(options=["gelu", "swiglu"])),
+    "norm": ("norm", lambda: W.Dropdown(options=ARCH_CHOICES["norm"])),
+    "pos": ("positions", lambda: W.Dropdown(options=ARCH_CHOICES["pos"])),
+    "mlp": ("MLP", lambda: W.Dropdown(options=ARCH_CHOICES["mlp"])),
     "dropout": ("dropout", lambda: W.FloatText(step=0.05, continuous_update=True)),
 }
 FOLLOW = {"n_kv_head": "n_head", "d_ff": None}  # 0 in these controls means "derive it"
@@ -186,7 +186,6 @@ class TrainView(Callback, Shown):
 
 # %% ../nbs/10_widgets.ipynb #087aa076
 AXES = ["n_layer", "n_head", "n_kv_head", "n_embd", "d_ff", "block_size", "dropout", "norm", "pos", "mlp"]
-CHOICES = {"norm": ["layernorm", "rmsnorm"], "pos": ["learned", "rope"], "mlp": ["gelu", "swiglu"]}
 
 class SweepStopped(Exception):
     "Raised inside the Trainer by the Stop button."
@@ -216,7 +215,7 @@ class SweepBuilder(Shown):
                  n_docs: int | None = 500, train: dict | None = None):
         self.picker = picker or PresetPicker("debug")
         self.name, self.runs_dir, self.corpus, self.n_docs = W.Text(value=name, description="name"), runs_dir, corpus, n_docs
-        self.axes = {k: (W.SelectMultiple(options=CHOICES[k], rows=2) if k in CHOICES else W.Text(placeholder="e.g. 2, 4")) for k in AXES}
+        self.axes = {k: (W.SelectMultiple(options=ARCH_CHOICES[k], rows=2) if k in ARCH_CHOICES else W.Text(placeholder="e.g. 2, 4")) for k in AXES}
         defaults = {"max_steps": 60, "batch_size": 8, "eval_interval": 30, "eval_iters": 4, **(train or {})}
         self.train = {k: W.IntText(value=v, description=k) for k, v in defaults.items()}
         self.plan_view, self.table_view, self.frontier = W.HTML(), W.HTML(), W.Image(format="png").add_class("archnb-frontier")
@@ -235,7 +234,7 @@ class SweepBuilder(Shown):
 
     def grid(self) -> dict:
         "The chosen axes and their values."
-        return {k: list(w.value) if k in CHOICES else parse_axis(w.value, k) for k, w in self.axes.items() if w.value}
+        return {k: list(w.value) if k in ARCH_CHOICES else parse_axis(w.value, k) for k, w in self.axes.items() if w.value}
 
     def base(self) -> Experiment:
         "The experiment every run starts from: the picker's config and the training settings."
