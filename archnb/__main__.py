@@ -9,5 +9,9 @@ __all__ = []
 from .cli import main
 
 # %% ../nbs/11a_main.ipynb #1de6423b
-if __name__ == "__main__" and "ipykernel" not in __import__("sys").modules and "execnb" not in __import__("sys").modules:
+if (
+    __name__ == "__main__"
+    and "ipykernel" not in __import__("sys").modules
+    and "execnb" not in __import__("sys").modules
+):
     raise SystemExit(main())

@@ -17,48 +17,61 @@ from pathlib import Path
 from .files import InUseError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'format_presets_table', 'presets_command', 'parse_settings', 'bench_command', 'parse_value',
-           'merge_options', 'train_command', 'default_output', 'command_settings', 'command_samples',
-           'command_generator', 'streetmath_command', 'rescore_command', 'table_command', 'demo_command',
-           'build_parser', 'main']
+__all__ = ['build_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #b57e1d01
 def format_presets_table(table) -> str:
     "The presets table as text, with counts in K/M/B."
     from archnb.config import human
+
     shown = table.assign(params=table.params.map(human), non_embedding=table.non_embedding.map(human))
     return shown.to_string(index=False)
+
 
 def presets_command(args) -> int:
     "Print the presets table, or one preset in detail."
     from archnb.config import describe_preset, presets_table
+
     print(describe_preset(args.preset, args.dir) if args.preset else format_presets_table(presets_table(args.dir)))
     return 0
 
+
 def _presets_options(p):
     p.add_argument("--preset", metavar="NAME|PATH", help="show this preset in detail")
-    p.add_argument("--dir", action="append", default=[], metavar="FOLDER", help="also read presets from FOLDER (repeatable)")
+    p.add_argument(
+        "--dir", action="append", default=[], metavar="FOLDER", help="also read presets from FOLDER (repeatable)"
+    )
     p.set_defaults(func=presets_command)
 
 # %% ../nbs/11_cli.ipynb #9e4c3a71
+def _pick(args, names: str) -> dict:
+    "The named options, as keyword arguments of the same names."
+    return {name: getattr(args, name) for name in names.split()}
+
+
 def parse_settings(pairs: list[str]) -> dict:
     "KEY=VALUE pairs as a dict; values are read as JSON (numbers, true/false) and otherwise kept as text."
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key: raise ValueError(f"--set {pair!r} must look like KEY=VALUE, e.g. --set norm=rmsnorm")
-        try: out[key] = json.loads(value)
-        except json.JSONDecodeError: out[key] = value
+        if not sep or not key:
+            raise ValueError(f"--set {pair!r} must look like KEY=VALUE, e.g. --set norm=rmsnorm")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
     return out
+
 
 def bench_command(args) -> int:
     "Run the benchmark and print the table and ratios."
     from archnb.bench import bench, format_bench
-    res = bench(args.preset, batch=args.batch, ctx=args.ctx, vocab=args.vocab, steps=args.steps, rounds=args.rounds,
-                precision=args.precision, vs=args.vs, device=args.device, dropout=args.dropout,
-                gen_tokens=args.gen_tokens, gen_prompt=args.gen_prompt, **parse_settings(args.set))
+
+    given = _pick(args, "batch ctx vocab steps rounds precision vs device dropout gen_tokens gen_prompt")
+    res = bench(args.preset, **given, **parse_settings(args.set))
     print(format_bench(res))
     return 0
+
 
 def _bench_options(p):
     "The `bench` subcommand's options."
@@ -69,68 +82,135 @@ def _bench_options(p):
     p.add_argument("--dropout", type=float, default=None, help="dropout (default: the preset's)")
     p.add_argument("--steps", type=int, default=3, help="training steps per timed round (default: 3)")
     p.add_argument("--rounds", type=int, default=5, help="timed rounds; the median is kept (default: 5)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="autocast precision (default: auto)")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="autocast precision (default: auto)",
+    )
     p.add_argument("--vs", choices=["hf"], default=None, help="also run the transformers twin of the same shape")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--gen-tokens", type=int, default=32, help="new tokens per generation run (default: 32)")
     p.add_argument("--gen-prompt", type=int, default=16, help="prompt length for generation (default: 16)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an architecture field, e.g. --set norm=rmsnorm (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an architecture field, e.g. --set norm=rmsnorm (repeatable)",
+    )
     p.set_defaults(func=bench_command)
 
 # %% ../nbs/11_cli.ipynb #2cc8ee2a
 def parse_value(text: str):
     "A command-line value: JSON (numbers, true/false, lists), '0.9,0.95' as a list, otherwise the text."
-    try: return json.loads(text)
+    try:
+        return json.loads(text)
     except json.JSONDecodeError:
-        if "," in text: return [parse_value(p) for p in text.split(",")]
+        if "," in text:
+            return [parse_value(p) for p in text.split(",")]
         return text
+
 
 def merge_options(settings: dict, flags: dict) -> dict:
     "--set values and option flags together; a field given both ways (in any spelling) is an error naming both."
     from archnb.config import ARCH_ALIASES, TRAIN_ALIASES
+
     canonical = lambda k: {**ARCH_ALIASES, **TRAIN_ALIASES}.get(k, k)
     flagged = {canonical(k): k for k in flags}
     clash = [(k, flagged[canonical(k)]) for k in settings if canonical(k) in flagged]
     if clash:
         k, f = clash[0]
-        raise ValueError(f"{canonical(k)} is given twice: --{f.replace('_', '-')} {flags[f]!r} and --set {k}={settings[k]!r}; give it once")
+        raise ValueError(
+            f"{canonical(k)} is given twice: --{f.replace('_', '-')} {flags[f]!r} and --set {k}={settings[k]!r}; "
+            "give it once"
+        )
     return {**settings, **flags}
 
+# %% ../nbs/11_cli.ipynb #6e552ed9
 def train_command(args) -> int:
     "Prepare the data, train, print the metrics summary."
     from archnb.config import TRAIN_FIELDS, load_preset
     from archnb.data import prepare_data
     from archnb.train import EarlyStop, TensorBoard, Trainer
-    train_overrides = {k: parse_value(getattr(args, k)) for k in TRAIN_FIELDS if getattr(args, k) is not None}
+
+    given = {k: getattr(args, k) for k in TRAIN_FIELDS if getattr(args, k) is not None}
+    train_overrides = {k: v if isinstance(v, bool) else parse_value(v) for k, v in given.items()}
     preset = load_preset(args.preset, **merge_options(parse_settings(args.set), train_overrides))
     out = Path(args.out or Path("runs") / preset.name)
     data_dir = Path(args.data_dir) if args.data_dir else out / "data"
-    prepare_data(args.corpus, data_dir, preset.arch.vocab_size, tokenizer=args.tokenizer, n_docs=args.n_docs, seed=preset.train.seed)
-    callbacks = ([TensorBoard()] if args.tensorboard else []) + ([EarlyStop(args.early_stop)] if args.early_stop else [])
-    res = Trainer(preset.arch, data_dir, preset.train, out_dir=out, resume=args.resume, callbacks=callbacks,
-                  progress=not args.no_progress).fit()
+    prepare_data(args.corpus, data_dir, preset.arch.vocab_size, args.tokenizer, args.n_docs, preset.train.seed)
+    callbacks = ([TensorBoard()] if args.tensorboard else []) + (
+        [EarlyStop(args.early_stop)] if args.early_stop else []
+    )
+    res = Trainer(
+        preset.arch,
+        data_dir,
+        preset.train,
+        out_dir=out,
+        resume=args.resume,
+        callbacks=callbacks,
+        progress=not args.no_progress,
+    ).fit()
     if res.get("world_size", 1) == 1 or int(os.environ.get("RANK", "0")) == 0:
         print("\n".join(f"{k:<24}{v:,.4g}" if isinstance(v, float) else f"{k:<24}{v}" for k, v in res.items()))
     return 0 if res["status"] != "diverged" else 1
 
+# %% ../nbs/11_cli.ipynb #eaf3b972
 def _train_options(p):
     "The `train` subcommand's options: run options, then one option per TrainConfig field."
     from archnb.config import TRAIN_FIELDS
+
     p.add_argument("--preset", default="debug", metavar="NAME|PATH", help="preset to train (default: debug)")
-    p.add_argument("--corpus", default="streetmath", help="streetmath, python-stdlib, a file, a folder or a Hugging Face data set")
-    p.add_argument("--tokenizer", default="bpe", choices=["bpe", "bytes"], help="BPE trained to the preset's vocab, or bytes")
+    p.add_argument(
+        "--corpus", default="streetmath", help="streetmath, python-stdlib, a file, a folder or a Hugging Face data set"
+    )
+    p.add_argument(
+        "--tokenizer", default="bpe", choices=["bpe", "bytes"], help="BPE trained to the preset's vocab, or bytes"
+    )
     p.add_argument("--n-docs", type=int, default=None, help="use at most this many documents of the corpus")
     p.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/<preset>)")
-    p.add_argument("--data-dir", default=None, metavar="DIR", help="token files (default: <out>/data; reused when present)")
-    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="PATH", help="resume from the run folder, or from PATH")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an architecture field (repeatable)")
+    p.add_argument(
+        "--data-dir", default=None, metavar="DIR", help="token files (default: <out>/data; reused when present)"
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="PATH",
+        help="resume from the run folder, or from PATH",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override an architecture field (repeatable)"
+    )
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs (needs tensorboard)")
-    p.add_argument("--early-stop", type=int, default=None, metavar="N", help="stop after N evaluations without improvement")
+    p.add_argument(
+        "--early-stop", type=int, default=None, metavar="N", help="stop after N evaluations without improvement"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    for name, (default, _) in TRAIN_FIELDS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="VALUE",
-                       help=f"TrainConfig.{name} (default: the preset's, else {default!r})")
+    for name, (default, kind) in TRAIN_FIELDS.items():
+        _train_field_option(p, name, default, kind)
     p.set_defaults(func=train_command)
+
+# %% ../nbs/11_cli.ipynb #39f0a6bc
+def _train_field_option(p, name: str, default, kind):
+    "One TrainConfig field as an option: a flag pair for true/false, otherwise a value checked by TrainConfig."
+    flag, fallback = "--" + name.replace("_", "-"), f"(default: the preset's, else {default!r})"
+    if kind == "bool":
+        p.add_argument(
+            flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=f"TrainConfig.{name} {fallback}"
+        )
+        return
+    if kind == "betas":
+        metavar, what = "B1,B2", "AdamW's two betas, comma-separated, e.g. 0.9,0.95"
+    elif isinstance(kind, tuple):
+        metavar, what = "{" + ",".join(kind) + "}", f"TrainConfig.{name}"
+    else:
+        metavar, what = (
+            "N" if kind.endswith("int") else "X" if kind.endswith("float") else kind.upper()
+        ), f"TrainConfig.{name}"
+    p.add_argument(flag, dest=name, default=None, metavar=metavar, help=f"{what} {fallback}")
 
 # %% ../nbs/11_cli.ipynb #659cb562
 def _number(text: str):
@@ -138,108 +218,278 @@ def _number(text: str):
     value = float(text)
     return int(value) if value.is_integer() else value
 
+
+def _switches(group, helps: dict):
+    "Options that are on when given: {flag: help}."
+    for flag, text in helps.items():
+        group.add_argument(flag, action="store_true", help=text)
+
+
 def _prompt_arguments(p):
     g = p.add_argument_group("what is asked")
-    g.add_argument("--protocol", choices=["reference", "archnb"], default="reference",
-                   help="reference: the benchmark's prompts, decoding and selection (default); archnb: archnb's own")
-    g.add_argument("--hint", action="store_true", help="add the estimation hint to every prompt")
-    g.add_argument("--no-tools", action="store_true", help="tell the model not to call tools")
-    g.add_argument("--no-system", action="store_true", help="send no system message")
-    g.add_argument("--custom-system", default=None, metavar="TEXT", help="this system message instead of the protocol's")
-    g.add_argument("--prompt-template-file", default=None, metavar="FILE",
-                   help="instructions appended after the question (as the reference's), or with --protocol archnb a "
-                        "template with {question} {instruction} {hint} {no_tools}")
+    g.add_argument(
+        "--protocol",
+        choices=["reference", "archnb"],
+        default="reference",
+        help="reference: the benchmark's prompts, decoding and selection (default); archnb: archnb's own",
+    )
+    _switches(
+        g,
+        {
+            "--hint": "add the estimation hint to every prompt",
+            "--no-tools": "tell the model not to call tools",
+            "--no-system": "send no system message",
+        },
+    )
+    g.add_argument(
+        "--custom-system", default=None, metavar="TEXT", help="this system message instead of the protocol's"
+    )
+    g.add_argument(
+        "--prompt-template-file",
+        default=None,
+        metavar="FILE",
+        help="instructions appended after the question (as the reference's), or with --protocol archnb a "
+        "template with {question} {instruction} {hint} {no_tools}",
+    )
 
+# %% ../nbs/11_cli.ipynb #00b20f73
 def _decoding_arguments(p):
     g = p.add_argument_group("decoding (defaults: the protocol's)")
-    g.add_argument("--temperature", type=float, default=None, help="sampling temperature; 0 is greedy (reference: 0.2; archnb: 0)")
+    g.add_argument(
+        "--temperature", type=float, default=None, help="sampling temperature; 0 is greedy (reference: 0.2; archnb: 0)"
+    )
     g.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass (default: off)")
     g.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens (default: off)")
-    g.add_argument("--max-tokens", type=int, default=None,
-                   help="most new tokens per reply (reference: unset, i.e. 256 for a local model and the server's own limit; archnb: 256)")
+    g.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help=(
+            "most new tokens per reply (reference: unset, i.e. 256 for a local model and the server's own limit; "
+            "archnb: 256)"
+        ),
+    )
     g.add_argument("--seed", type=int, default=None, help="seed for sampling and --shuffle (reference: 42; archnb: 0)")
-    g.add_argument("--stop", action="append", default=None, metavar="TEXT", help="stop sequence(s); repeatable or comma-separated")
-    g.add_argument("--stop-pattern", action="append", default=None, metavar="REGEX",
-                   help="stop regular expression(s); repeatable or comma-separated (so a pattern cannot hold a comma, as in the reference)")
-    g.add_argument("--stop-at-final-answer", action=argparse.BooleanOptionalAction, default=None,
-                   help="stop once a 'Final answer: <number>' line is written (reference: off; archnb: on)")
+    g.add_argument(
+        "--stop", action="append", default=None, metavar="TEXT", help="stop sequence(s); repeatable or comma-separated"
+    )
+    g.add_argument(
+        "--stop-pattern",
+        action="append",
+        default=None,
+        metavar="REGEX",
+        help=(
+            "stop regular expression(s); repeatable or comma-separated (so a pattern cannot hold a comma, as in the "
+            "reference)"
+        ),
+    )
+    g.add_argument(
+        "--stop-at-final-answer",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stop once a 'Final answer: <number>' line is written (reference: off; archnb: on)",
+    )
 
+# %% ../nbs/11_cli.ipynb #ba89984f
 def _question_arguments(p):
     g = p.add_argument_group("the questions")
-    g.add_argument("--dataset", default="LuxMuseAI/StreetMathDataset", help="Hub data set, or 'generated[:SEED]' (offline)")
+    g.add_argument(
+        "--dataset", default="LuxMuseAI/StreetMathDataset", help="Hub data set, or 'generated[:SEED]' (offline)"
+    )
     g.add_argument("--split", default="test", help="data set split (default: test)")
-    g.add_argument("--local-jsonl", default=None, metavar="FILE", help="read questions from this JSONL file instead of --dataset")
+    g.add_argument(
+        "--local-jsonl", default=None, metavar="FILE", help="read questions from this JSONL file instead of --dataset"
+    )
     g.add_argument("--limit", type=int, default=None, help="ask the first N questions (after --shuffle)")
     g.add_argument("--shuffle", action="store_true", help="shuffle the questions with --seed first")
-    g.add_argument("--samples-percentage", type=_number, default=None, metavar="P",
-                   help="reference: the first P%% of each topic, P a whole number 1-100; archnb: a seeded P%% draw per topic")
-    g.add_argument("--allow-duplicate-ids", action="store_true",
-                   help="keep questions that repeat an id as separate questions (ids suffixed #2, #3, ...); an error otherwise")
-    g.add_argument("--skip-too-long", action="store_true",
-                   help="record a question whose prompt is longer than the model's context as failed and go on (an error otherwise)")
+    g.add_argument(
+        "--samples-percentage",
+        type=_number,
+        default=None,
+        metavar="P",
+        help="reference: the first P%% of each topic, P a whole number 1-100; archnb: a seeded P%% draw per topic",
+    )
+    g.add_argument(
+        "--allow-duplicate-ids",
+        action="store_true",
+        help="keep questions that repeat an id as separate questions (ids suffixed #2, #3, ...); an error otherwise",
+    )
+    g.add_argument(
+        "--skip-too-long",
+        action="store_true",
+        help=(
+            "record a question whose prompt is longer than the model's context as failed and go on (an error "
+            "otherwise)"
+        ),
+    )
 
+# %% ../nbs/11_cli.ipynb #caf4359e
 def _model_arguments(p):
     g = p.add_argument_group("the model")
-    g.add_argument("--provider", choices=["transformers", "openai", "ollama"], default="transformers",
-                   help="who answers: a local transformers model, or an OpenAI-compatible server (default: transformers)")
-    g.add_argument("--model", default="smollm2-135m-instruct", help="model name, folder, .gguf file or archnb run; the served name otherwise")
-    g.add_argument("--num-layers", type=int, default=None, help="keep this many layers (more than the model has adds new ones)")
-    g.add_argument("--layer-slice-mode", default=None, metavar="MODE",
-                   help="which layers --num-layers keeps, as the reference chooses them: first_n, last_n or every_k (its default)")
-    g.add_argument("--layer-selection", default=None, metavar="WHICH",
-                   help="which layers --num-layers keeps, archnb's way: first (the default with --protocol archnb), last or spread")
+    g.add_argument(
+        "--provider",
+        choices=["transformers", "openai", "ollama"],
+        default="transformers",
+        help="who answers: a local transformers model, or an OpenAI-compatible server (default: transformers)",
+    )
+    g.add_argument(
+        "--model",
+        default="smollm2-135m-instruct",
+        help="model name, folder, .gguf file or archnb run; the served name otherwise",
+    )
+    g.add_argument(
+        "--num-layers", type=int, default=None, help="keep this many layers (more than the model has adds new ones)"
+    )
+    g.add_argument(
+        "--layer-slice-mode",
+        default=None,
+        metavar="MODE",
+        help="which layers --num-layers keeps, as the reference chooses them: first_n, last_n or every_k (its default)",
+    )
+    g.add_argument(
+        "--layer-selection",
+        default=None,
+        metavar="WHICH",
+        help=(
+            "which layers --num-layers keeps, archnb's way: first (the default with --protocol archnb), last or "
+            "spread"
+        ),
+    )
+
+
+def _placement_arguments(p):
+    g = p.add_argument_group("where and how a local model runs")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    g.add_argument("--device-map", default=None, help="spread the model over devices: auto, balanced, balanced_low_0, sequential")
+    g.add_argument(
+        "--device-map", default=None, help="spread the model over devices: auto, balanced, balanced_low_0, sequential"
+    )
     g.add_argument("--multi-gpu", action="store_true", help="--device-map auto when there is more than one CUDA device")
-    g.add_argument("--torch-dtype", default="auto", metavar="DTYPE",
-                   help="weights' dtype: auto (the checkpoint's stored dtype, float32 when it names none; the default), fastest "
-                        "(the faster of fp32 and bf16 measured here), float32, bfloat16 or float16")
+    g.add_argument(
+        "--torch-dtype",
+        default="auto",
+        metavar="DTYPE",
+        help="weights' dtype: auto (the checkpoint's stored dtype, float32 when it names none; the default), fastest "
+        "(the faster of fp32 and bf16 measured here), float32, bfloat16 or float16",
+    )
     g.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from its repository")
     g.add_argument("--batch-size", type=int, default=32, help="questions generated together (default: 32)")
-    g.add_argument("--batching", choices=["auto", "continuous", "static"], default="auto",
-                   help="continuous batching, or fixed batches through generate() (static with --batch-size 1 is the reference's own call)")
+    g.add_argument(
+        "--batching",
+        choices=["auto", "continuous", "static"],
+        default="auto",
+        help=(
+            "continuous batching, or fixed batches through generate() (static with --batch-size 1 is the "
+            "reference's own call)"
+        ),
+    )
 
+# %% ../nbs/11_cli.ipynb #d0954365
 def _server_arguments(p):
     g = p.add_argument_group("an OpenAI-compatible server (--provider openai or ollama)")
-    g.add_argument("--base-url", default=None, help="the server's API root (…/v1) or its …/chat/completions address "
-                   "(default: OpenAI's, or Ollama's http://localhost:11434/v1)")
+    g.add_argument(
+        "--base-url",
+        default=None,
+        help="the server's API root (…/v1) or its …/chat/completions address "
+        "(default: OpenAI's, or Ollama's http://localhost:11434/v1)",
+    )
     g.add_argument("--api-key", default=None, help="the API key (never written to a file or printed)")
-    g.add_argument("--api-key-env", default=None, metavar="VAR", help="read the API key from this environment variable "
-                   "(default: OPENAI_API_KEY when set; none is sent when there is no key)")
-    g.add_argument("--concurrency", type=int, default=1,
-                   help="requests in flight at once (default: 1, as the reference; against llama.cpp's server, which answers one "
-                        "request at a time, four in flight were no faster: 0.98x and 0.99x the speed of one in two runs)")
+    g.add_argument(
+        "--api-key-env",
+        default=None,
+        metavar="VAR",
+        help="read the API key from this environment variable "
+        "(default: OPENAI_API_KEY when set; none is sent when there is no key)",
+    )
+    g.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="requests in flight at once (default: 1, as the reference; against llama.cpp's server, which answers one "
+        "request at a time, four in flight were no faster: 0.98x and 0.99x the speed of one in two runs)",
+    )
     g.add_argument("--retries", type=int, default=3, help="retries of a failed request (default: 3)")
     g.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one reply (default: 120)")
-    g.add_argument("--tokenizer", default=None, help="the served model's tokenizer (a name or folder), to count the tokens of replies cut here")
+    g.add_argument(
+        "--tokenizer",
+        default=None,
+        help="the served model's tokenizer (a name or folder), to count the tokens of replies cut here",
+    )
 
+# %% ../nbs/11_cli.ipynb #090aa2a6
 def _record_arguments(p):
     g = p.add_argument_group("records")
-    g.add_argument("--output", default=None, metavar="FILE", help="results JSONL (default: streetmath-results/<model>-<time>.jsonl)")
-    g.add_argument("--resume", action="store_true", help="continue --output, asking only questions not yet answered")
-    g.add_argument("--resume-errors", action="store_true", help="with --resume, ask the failed questions again")
-    g.add_argument("--log-file", default=None, metavar="FILE", help="also log each question's outcome to FILE (appended)")
-    g.add_argument("--log-raw-response", action="store_true", help="keep the raw reply (special tokens / the server's JSON) in each record")
-    g.add_argument("--arch", choices=["dense", "moe", "diffusion", "ssm"], default=None, help="architecture kind, for the FLOP estimate")
-    g.add_argument("--model-params", type=float, default=None, help="the model's parameter count, recorded (e.g. 1.35e8)")
-    g.add_argument("--active-params", type=float, default=None, help="active parameters of a mixture of experts, recorded")
+    g.add_argument(
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="results JSONL (default: streetmath-results/<model>-<time>.jsonl)",
+    )
+    _switches(
+        g,
+        {
+            "--resume": "continue --output, asking only questions not yet answered",
+            "--resume-errors": "with --resume, ask the failed questions again",
+            "--log-raw-response": "keep the raw reply (special tokens / the server's JSON) in each record",
+        },
+    )
+    g.add_argument(
+        "--log-file", default=None, metavar="FILE", help="also log each question's outcome to FILE (appended)"
+    )
+    g.add_argument(
+        "--arch",
+        choices=["dense", "moe", "diffusion", "ssm"],
+        default=None,
+        help="architecture kind, for the FLOP estimate",
+    )
+    g.add_argument(
+        "--model-params", type=float, default=None, help="the model's parameter count, recorded (e.g. 1.35e8)"
+    )
+    g.add_argument(
+        "--active-params", type=float, default=None, help="active parameters of a mixture of experts, recorded"
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+# %% ../nbs/11_cli.ipynb #8211a179
 def _streetmath_options(p):
     "The `streetmath` subcommand's options, and its `rescore` and `table` actions."
-    for add in (_prompt_arguments, _decoding_arguments, _question_arguments, _model_arguments, _server_arguments, _record_arguments):
+    for add in (
+        _prompt_arguments,
+        _decoding_arguments,
+        _question_arguments,
+        _model_arguments,
+        _placement_arguments,
+        _server_arguments,
+        _record_arguments,
+    ):
         add(p)
     p.set_defaults(func=streetmath_command)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=False)
     r = actions.add_parser("rescore", help="both readings of results files, written to --out-dir")
     r.add_argument("files", nargs="+", metavar="FILE")
-    r.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the re-scored files (same names; never overwritten)")
+    r.add_argument(
+        "--out-dir", required=True, metavar="DIR", help="folder for the re-scored files (same names; never overwritten)"
+    )
     r.set_defaults(func=rescore_command)
     t = actions.add_parser("table", help="the published tables (overall, by subtopic) of results files")
     t.add_argument("files", nargs="+", metavar="FILE")
-    t.add_argument("--out-dir", required=True, metavar="DIR", help="where Benchmark_overall.{tex,md} and Benchmark_by_subtopic.{tex,md} go")
-    t.add_argument("--reading", choices=["reference", "archnb"], default="reference", help="which reading to count (default: reference)")
-    t.add_argument("--order-from", default=None, metavar="FILE", help="a question file whose topic/subtopic order the table follows")
+    t.add_argument(
+        "--out-dir",
+        required=True,
+        metavar="DIR",
+        help="where Benchmark_overall.{tex,md} and Benchmark_by_subtopic.{tex,md} go",
+    )
+    t.add_argument(
+        "--reading",
+        choices=["reference", "archnb"],
+        default="reference",
+        help="which reading to count (default: reference)",
+    )
+    t.add_argument(
+        "--order-from",
+        default=None,
+        metavar="FILE",
+        help="a question file whose topic/subtopic order the table follows",
+    )
     t.set_defaults(func=table_command)
 
 # %% ../nbs/11_cli.ipynb #c434b15a
@@ -248,33 +498,55 @@ def _split_commas(values):
     out = [part.strip() for v in values or [] if v for part in v.split(",") if part.strip()]
     return out or None
 
+
 def default_output(model: str) -> Path:
     "A fresh results path for a model: streetmath-results/<model>-<timestamp>.jsonl."
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(model)).name or str(model)).strip("-")
     return Path("streetmath-results") / f"{slug}-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
 
+
 def command_settings(args):
     "The protocol's settings from the command line (a template file is read here, named in its errors)."
     from archnb.streetmath import StreetMathSettings
+
     path = args.prompt_template_file
-    if path and not Path(path).is_file(): raise FileNotFoundError(f"--prompt-template-file {path} does not exist")
-    return StreetMathSettings(args.protocol, args.hint, args.no_tools, not args.no_system, args.custom_system,
-                              Path(path).read_text(encoding="utf-8") if path else None, path, args.temperature, args.top_p,
-                              args.top_k, args.max_tokens, args.seed, _split_commas(args.stop), _split_commas(args.stop_pattern),
-                              args.stop_at_final_answer)
+    if path and not Path(path).is_file():
+        raise FileNotFoundError(f"--prompt-template-file {path} does not exist")
+    return StreetMathSettings(
+        args.protocol,
+        args.hint,
+        args.no_tools,
+        not args.no_system,
+        args.custom_system,
+        Path(path).read_text(encoding="utf-8") if path else None,
+        path,
+        args.temperature,
+        args.top_p,
+        args.top_k,
+        args.max_tokens,
+        args.seed,
+        _split_commas(args.stop),
+        _split_commas(args.stop_pattern),
+        args.stop_at_final_answer,
+    )
+
 
 def command_samples(args, settings) -> list[dict]:
     "The questions the command line asks for, chosen as the protocol chooses them."
     from archnb.streetmath import load_streetmath
-    source = Path(args.local_jsonl) if args.local_jsonl else args.dataset  # --local-jsonl is always a local file
-    return load_streetmath(source, split=args.split, limit=args.limit, shuffle=args.shuffle, seed=settings.seed,
-                           samples_percentage=args.samples_percentage, protocol=settings.protocol,
-                           allow_duplicate_ids=args.allow_duplicate_ids)
 
+    source = Path(args.local_jsonl) if args.local_jsonl else args.dataset  # --local-jsonl is always a local file
+    chosen = _pick(args, "split limit shuffle samples_percentage allow_duplicate_ids")
+    return load_streetmath(source, seed=settings.seed, protocol=settings.protocol, **chosen)
+
+# %% ../nbs/11_cli.ipynb #7e5db3fe
 def _layer_selection(args) -> str:
     if args.layer_slice_mode and args.layer_selection:
-        raise ValueError("--layer-slice-mode (the reference's) and --layer-selection (archnb's) both choose layers: give one")
+        raise ValueError(
+            "--layer-slice-mode (the reference's) and --layer-selection (archnb's) both choose layers: give one"
+        )
     return args.layer_slice_mode or args.layer_selection or ("every_k" if args.protocol == "reference" else "first")
+
 
 def _device_map(args):
     if args.device_map and args.device != "auto":
@@ -282,57 +554,97 @@ def _device_map(args):
         return None
     if args.multi_gpu and not args.device_map:
         import torch
+
         return "auto" if torch.cuda.device_count() > 1 else None
     return args.device_map
 
+# %% ../nbs/11_cli.ipynb #1496c14b
+def _server_generator(args, settings):
+    "An OpenAI-compatible server asked the command line's way, after checking it serves the model."
+    from archnb.providers import OpenAICompatible, api_key
+
+    default_env = "OPENAI_API_KEY" if args.provider == "openai" and "OPENAI_API_KEY" in os.environ else None
+    key = api_key(args.api_key, args.api_key_env or default_env)
+    tok = None
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(args.tokenizer)
+    decoding = (settings.max_tokens, settings.temperature, settings.top_p, settings.top_k, settings.seed)
+    limits = (settings.stop_rule(), args.concurrency, args.retries, args.timeout)
+    server = OpenAICompatible(args.model, args.base_url, key, args.provider, *decoding, *limits, tokenizer=tok)
+    return server.check_model()
+
+
 def command_generator(args, settings):
-    "The model behind a command line, and what the records say of it: a transformers model or an OpenAI-compatible server."
+    "The model behind a command line and what records say of it: a transformers model or an OpenAI-compatible server."
     if args.provider != "transformers":
-        from archnb.providers import OpenAICompatible, api_key
-        key = api_key(args.api_key, args.api_key_env or ("OPENAI_API_KEY" if args.provider == "openai" and "OPENAI_API_KEY" in os.environ else None))
-        tok = None
-        if args.tokenizer:
-            from transformers import AutoTokenizer
-            tok = AutoTokenizer.from_pretrained(args.tokenizer)
-        gen = OpenAICompatible(args.model, args.base_url, key, args.provider, settings.max_tokens, settings.temperature, settings.top_p,
-                               settings.top_k, settings.seed, settings.stop_rule(), args.concurrency, args.retries, args.timeout,
-                               tokenizer=tok).check_model()
-        return gen, {}
-    from archnb.generate import TransformersGenerator
+        return _server_generator(args, settings), {}
+    from archnb.evaluate import as_generator
     from archnb.hf import load_causal_lm
+
     selection = _layer_selection(args)
-    model, tok = load_causal_lm(args.model, num_layers=args.num_layers, layer_selection=selection, device=args.device,
-                                dtype=args.torch_dtype, trust_remote_code=args.trust_remote_code, device_map=_device_map(args))
-    gen = TransformersGenerator(model, tok, args.batch_size, settings.max_tokens or 256, settings.temperature, settings.top_p,
-                                settings.top_k, settings.seed, settings.stop_rule(), args.batching, args.model,
-                                reference=settings.protocol == "reference")
+    model, tok = load_causal_lm(
+        args.model,
+        num_layers=args.num_layers,
+        layer_selection=selection,
+        device=args.device,
+        dtype=args.torch_dtype,
+        trust_remote_code=args.trust_remote_code,
+        device_map=_device_map(args),
+    )
+    gen = as_generator(model, tok, settings, args.batch_size, args.batching, name=args.model)
     layers = {"num_layers": args.num_layers, "layer_selection": selection} if args.num_layers else {}
     return gen, {**layers, "dtype": str(model.dtype).removeprefix("torch.")}
 
+# %% ../nbs/11_cli.ipynb #9b77c371
 def _file_log(path):
     from archnb.evaluate import log
+
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler); log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     return handler
 
+# %% ../nbs/11_cli.ipynb #bdcd0fc1
 def streetmath_command(args) -> int:
     "Run a StreetMath evaluation from parsed arguments; print the summary; status 1 if every question failed."
     from archnb.evaluate import evaluate_streetmath, format_summary
-    if args.resume and not args.output: raise ValueError("--resume needs --output, the results file to continue")
+
+    if args.resume and not args.output:
+        raise ValueError("--resume needs --output, the results file to continue")
     settings = command_settings(args)
     samples = command_samples(args, settings)
     gen, run_info = command_generator(args, settings)
-    run_info = {"dataset": str(args.local_jsonl or args.dataset), "split": args.split, **run_info,
-                "arch": args.arch, "model_params": args.model_params, "active_params": args.active_params}
+    run_info = {
+        "dataset": str(args.local_jsonl or args.dataset),
+        "split": args.split,
+        **run_info,
+        "arch": args.arch,
+        "model_params": args.model_params,
+        "active_params": args.active_params,
+    }
     handler = _file_log(args.log_file) if args.log_file else None
     try:
-        res = evaluate_streetmath(gen, samples=samples, settings=settings, output=args.output or default_output(args.model),
-                                  resume=args.resume, resume_errors=args.resume_errors, log_raw_response=args.log_raw_response,
-                                  progress=not args.no_progress, run_info=run_info, skip_too_long=args.skip_too_long)
+        res = evaluate_streetmath(
+            gen,
+            samples=samples,
+            settings=settings,
+            output=args.output or default_output(args.model),
+            resume=args.resume,
+            resume_errors=args.resume_errors,
+            log_raw_response=args.log_raw_response,
+            progress=not args.no_progress,
+            run_info=run_info,
+            skip_too_long=args.skip_too_long,
+        )
     finally:
-        if handler: logging.getLogger("archnb.evaluate").removeHandler(handler); handler.close()
-    if res["note"]: print(f"note: {res['note']}")
+        if handler:
+            logging.getLogger("archnb.evaluate").removeHandler(handler)
+            handler.close()
+    if res["note"]:
+        print(f"note: {res['note']}")
     s = res["summary"]
     print(format_summary(s) + f"\n\nrecords and summary line: {res['output']}")
     if s["answered"] == 0 and s["errors"]:
@@ -341,18 +653,25 @@ def streetmath_command(args) -> int:
         return 1
     return 0
 
+# %% ../nbs/11_cli.ipynb #ffd28338
 def rescore_command(args) -> int:
     "Re-score results files into --out-dir; print each one's readings."
     from archnb.evaluate import format_summary, rescore
+
     for f in args.files:
         res = rescore(f, args.out_dir)
-        print(format_summary(res["summary"]) + f"\n{f} -> {res['output']} ({res['changed']} stored judgements differ)\n")
+        print(
+            format_summary(res["summary"]) + f"\n{f} -> {res['output']} ({res['changed']} stored judgements differ)\n"
+        )
     return 0
+
 
 def table_command(args) -> int:
     "Write the published tables of results files."
     from archnb.evaluate import write_tables
-    for path in write_tables(args.files, args.out_dir, args.reading, args.order_from): print(path)
+
+    for path in write_tables(args.files, args.out_dir, args.reading, args.order_from):
+        print(path)
     return 0
 
 # %% ../nbs/11_cli.ipynb #48f44428
@@ -360,15 +679,19 @@ def demo_command(args) -> int:
     "Run the demo study and print its table and where the report is."
     from archnb.config import table_number
     from archnb.experiment import demo
+
     res = demo(args.out, steps=args.steps, progress=not args.no_progress)
     cols = ["run", "params_M", "val_loss", "val_ppl", "tokens_per_s", "peak_mem_gb", "ppl_per_M_params"]
     print(res["table"][cols].to_string(index=False, float_format=table_number))
     print(f"\nreport: {res['out'] / 'report.md'}; plots: {', '.join(str(p) for p in res['images'].values())}")
     return 0
 
+
 def _demo_options(p):
     "The `demo` subcommand's options."
-    p.add_argument("--out", default="runs/demo", metavar="DIR", help="where the runs, plots and report go (default: runs/demo)")
+    p.add_argument(
+        "--out", default="runs/demo", metavar="DIR", help="where the runs, plots and report go (default: runs/demo)"
+    )
     p.add_argument("--steps", type=int, default=150, help="training steps per run (default: 150)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=demo_command)
@@ -379,25 +702,35 @@ COMMANDS = {  # name: (what it does, the function that adds its options)
     "bench": ("time training and generation, optionally against the transformers twin", _bench_options),
     "train": ("train a preset on a corpus", _train_options),
     "demo": ("a small architecture study on the CPU, with table, plots and report", _demo_options),
-    "streetmath": ("evaluate a model on StreetMath, as the benchmark's reference runner does (also: rescore, table)",
-                   _streetmath_options),
+    "streetmath": (
+        "evaluate a model on StreetMath, as the benchmark's reference runner does (also: rescore, table)",
+        _streetmath_options,
+    ),
 }
 
+# %% ../nbs/11_cli.ipynb #f64d16eb
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    "The `archnb` parser, with the options of `command` only (every command's when None): `archnb --help` loads nothing heavy."
+    "The `archnb` parser with only `command`'s options (all when None), so `archnb --help` loads nothing heavy."
     parser = argparse.ArgumentParser(prog="archnb", description="Experiments with language-model architectures.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (summary, add_options) in COMMANDS.items():
         p = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
-        if command in (None, name): add_options(p)
+        if command in (None, name):
+            add_options(p)
     return parser
+
 
 def main(argv: list[str] | None = None) -> int:
     "Run the `archnb` command; bad input prints one clear line and exits with status 2."
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), "")
     args = build_parser(command if command in COMMANDS else "").parse_args(argv)
-    try: return args.func(args)
-    except (ValueError, OSError, InUseError) as e:  # bad input, a missing or used file, no space: one line, no traceback
+    try:
+        return args.func(args)
+    except (
+        ValueError,
+        OSError,
+        InUseError,
+    ) as e:  # bad input, a missing or used file, no space: one line, no traceback
         print(f"archnb {args.command}: error: {e}", file=sys.stderr)
         return 2

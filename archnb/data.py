@@ -21,24 +21,29 @@ from .files import FolderLock, atomic_write, atomic_write_text, hub_name
 from .streetmath import generate_streetmath
 
 # %% auto #0
-__all__ = ['TEXT_SUFFIXES', 'SPECIAL_TOKENS', 'ROLE_TOKENS', 'friendly', 'streetmath_corpus', 'stdlib_files', 'read_texts',
-           'load_corpus', 'byte_level', 'bytes_tokenizer', 'train_bpe', 'save_tokenizer', 'hf_tokenizer', 'token_dtype',
-           'encode_docs', 'save_array', 'write_token_files', 'load_tokens', 'TokenBatches', 'prepare_data']
+__all__ = ['SPECIAL_TOKENS', 'load_corpus', 'bytes_tokenizer', 'train_bpe', 'save_tokenizer', 'hf_tokenizer', 'write_token_files',
+           'load_tokens', 'TokenBatches', 'prepare_data']
 
 # %% ../nbs/03_data.ipynb #c623eef3
 def friendly(x: float) -> float:
     "x rounded to a friendly number: two significant figures."
-    if x == 0: return 0.0
+    if x == 0:
+        return 0.0
     digits = 1 - int(np.floor(np.log10(abs(x))))
     return float(round(x, digits))
+
 
 def streetmath_corpus(n_docs: int = 2000, seed: int = 0) -> list[str]:
     "StreetMath questions, each with a short worked estimate and its answer, as text."
     docs = []
     for r in generate_streetmath(n_docs, 0, seed=seed):
         est = friendly(r["exact_value"])
-        docs.append(f"Question: {r['prompt']}\nAnswer: Rounding to friendly numbers, that is about {est:g}.\nFinal answer: {est:g}\n")
+        docs.append(
+            f"Question: {r['prompt']}\nAnswer: Rounding to friendly numbers, that is about {est:g}.\nFinal answer: "
+            f"{est:g}\n"
+        )
     return docs
+
 
 def stdlib_files(include_tests: bool = False) -> list[Path]:
     "The .py files of the running Python's standard library (site-packages excluded; test suites only if asked)."
@@ -46,32 +51,85 @@ def stdlib_files(include_tests: bool = False) -> list[Path]:
     skip = {"site-packages"} | (set() if include_tests else {"test", "tests", "idlelib"})
     return sorted(p for p in root.rglob("*.py") if not skip & set(p.relative_to(root).parts))
 
-TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".jsonl", ".csv", ".html", ".c", ".h", ".js", ".ts", ".rs", ".go", ".java"}
+
+TEXT_SUFFIXES = {
+    ".txt",
+    ".md",
+    ".py",
+    ".rst",
+    ".json",
+    ".jsonl",
+    ".csv",
+    ".html",
+    ".c",
+    ".h",
+    ".js",
+    ".ts",
+    ".rs",
+    ".go",
+    ".java",
+}
+
 
 def read_texts(paths) -> list[str]:
     "The text of each file (undecodable bytes replaced)."
     return [Path(p).read_text(encoding="utf-8", errors="replace") for p in paths]
 
-def load_corpus(source: str, n_docs: int | None = None, seed: int = 0, text_column: str = "text", split: str = "train",
-                include_tests: bool = False, **dataset_kwargs) -> list[str]:
-    "Documents from a built-in corpus (`streetmath`, `python-stdlib`), a local file or folder, or a Hugging Face data set."
-    if source == "streetmath": return streetmath_corpus(n_docs or 2000, seed)
-    if source == "python-stdlib": docs = read_texts(stdlib_files(include_tests))
-    elif Path(source).is_file(): docs = read_texts([source])
+# %% ../nbs/03_data.ipynb #51c733eb
+def load_corpus(
+    source: str,
+    n_docs: int | None = None,
+    seed: int = 0,
+    text_column: str = "text",
+    split: str = "train",
+    include_tests: bool = False,
+    **dataset_kwargs,
+) -> list[str]:
+    "Documents of a built-in corpus (`streetmath`, `python-stdlib`), a local file or folder, or a Hub data set."
+    if source == "streetmath":
+        return streetmath_corpus(n_docs or 2000, seed)
+    if source == "python-stdlib":
+        docs = read_texts(stdlib_files(include_tests))
+    elif Path(source).is_file():
+        docs = read_texts([source])
     elif Path(source).is_dir():
         docs = read_texts(sorted(p for p in Path(source).rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES))
-        if not docs: raise ValueError(f"corpus folder {source} holds no text files ({', '.join(sorted(TEXT_SUFFIXES))})")
+        if not docs:
+            raise ValueError(f"corpus folder {source} holds no text files ({', '.join(sorted(TEXT_SUFFIXES))})")
     else:
         import datasets
+
         ds = datasets.load_dataset(hub_name(source, "corpus"), split=split, **dataset_kwargs)
         if text_column not in ds.column_names:
-            raise ValueError(f"data set {source} has no column {text_column!r}; its columns are {', '.join(ds.column_names)}")
+            raise ValueError(
+                f"data set {source} has no column {text_column!r}; its columns are {', '.join(ds.column_names)}"
+            )
         docs = [t for t in ds[text_column] if t]
     return docs[:n_docs] if n_docs else docs
 
 # %% ../nbs/03_data.ipynb #4a40a8e4
-SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>", "<sep>", "### Language:", "### Code:", "### End", "<tool_call>", "</tool_call>"]
-ROLE_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<bos>", "eos_token": "<eos>", "sep_token": "<sep>"}
+SPECIAL_TOKENS = [
+    "<pad>",
+    "<unk>",
+    "<bos>",
+    "<eos>",
+    "<sep>",
+    "### Language:",
+    "### Code:",
+    "### End",
+    "<tool_call>",
+    "</tool_call>",
+]
+
+# %% ../nbs/03_data.ipynb #5219e7ca
+ROLE_TOKENS = {
+    "pad_token": "<pad>",
+    "unk_token": "<unk>",
+    "bos_token": "<bos>",
+    "eos_token": "<eos>",
+    "sep_token": "<sep>",
+}
+
 
 def byte_level(tok: Tokenizer) -> Tokenizer:
     "Give a tokenizer GPT-2's byte-level pre-tokenizer and decoder (exact round trips)."
@@ -79,6 +137,7 @@ def byte_level(tok: Tokenizer) -> Tokenizer:
     tok.decoder = decoders.ByteLevel()
     return tok
 
+# %% ../nbs/03_data.ipynb #2e0b8751
 def bytes_tokenizer() -> Tokenizer:
     "The 256 byte values plus the special tokens: no training, no unknown input."
     alphabet = pre_tokenizers.ByteLevel.alphabet()
@@ -88,19 +147,28 @@ def bytes_tokenizer() -> Tokenizer:
     tok.add_special_tokens(SPECIAL_TOKENS)
     return tok
 
+
 def train_bpe(docs: list[str], vocab_size: int, min_frequency: int = 2, progress: bool = True) -> Tokenizer:
     "A byte-level BPE tokenizer trained on `docs` to `vocab_size` ids (special tokens and the 256 bytes included)."
     floor = len(SPECIAL_TOKENS) + 256
-    if vocab_size < floor: raise ValueError(f"vocab_size={vocab_size} must be at least {floor} (the special tokens and the 256 bytes)")
+    if vocab_size < floor:
+        raise ValueError(f"vocab_size={vocab_size} must be at least {floor} (the special tokens and the 256 bytes)")
     tok = byte_level(Tokenizer(models.BPE()))
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=progress)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=progress,
+    )
     tok.train_from_iterator(docs, trainer=trainer, length=len(docs))
     return tok
+
 
 def save_tokenizer(tok: Tokenizer, path) -> Path:
     "Save as one tokenizer.json (atomically)."
     return atomic_write_text(path, tok.to_str())
+
 
 def hf_tokenizer(tok_or_path) -> PreTrainedTokenizerFast:
     "A transformers fast tokenizer from a `tokenizers` Tokenizer or a tokenizer.json, with the special roles set."
@@ -112,30 +180,53 @@ def token_dtype(vocab_size: int):
     "uint16 where every id fits, int32 otherwise."
     return np.uint16 if vocab_size <= 2**16 else np.int32
 
+
 def encode_docs(tok: Tokenizer, docs: list[str], chunk: int = 256, progress: bool = True) -> np.ndarray:
     "Every document's ids followed by <eos>, concatenated."
     from tqdm.auto import tqdm
+
     eos, dtype = tok.token_to_id("<eos>"), token_dtype(tok.get_vocab_size())
     parts = []
     for i in tqdm(range(0, len(docs), chunk), desc="encoding", disable=not progress or len(docs) <= chunk):
-        for enc in tok.encode_batch(docs[i:i + chunk]): parts += [np.asarray(enc.ids, dtype=dtype), np.asarray([eos], dtype=dtype)]
+        for enc in tok.encode_batch(docs[i : i + chunk]):
+            parts += [np.asarray(enc.ids, dtype=dtype), np.asarray([eos], dtype=dtype)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
 
 def save_array(arr: np.ndarray, path) -> Path:
     "np.save through a temporary file of its own and a rename (two writers never share a temporary name)."
     return atomic_write(path, lambda f: np.save(f, arr))
 
-def write_token_files(docs: list[str], tok: Tokenizer, out_dir, val_fraction: float = 0.1, seed: int = 0,
-                      name: str = "corpus", progress: bool = True) -> dict:
-    "Encode `docs` into out_dir/train.npy and val.npy (split by document) with tokenizer.json and meta.json; return the meta."
-    if not 0 < val_fraction < 1: raise ValueError(f"val_fraction={val_fraction} must be in (0, 1)")
-    if len(docs) < 2: raise ValueError(f"corpus {name!r} has {len(docs)} document(s); a train/validation split needs at least 2")
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    order = list(range(len(docs))); random.Random(seed).shuffle(order)
+# %% ../nbs/03_data.ipynb #1cd52714
+def write_token_files(
+    docs: list[str],
+    tok: Tokenizer,
+    out_dir,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    name: str = "corpus",
+    progress: bool = True,
+) -> dict:
+    "`docs` encoded into out_dir/train.npy and val.npy (split by document), tokenizer.json and meta.json; the meta."
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction={val_fraction} must be in (0, 1)")
+    if len(docs) < 2:
+        raise ValueError(f"corpus {name!r} has {len(docs)} document(s); a train/validation split needs at least 2")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
     n_val = max(1, round(len(docs) * val_fraction))
     split = {"val": [docs[i] for i in order[:n_val]], "train": [docs[i] for i in order[n_val:]]}
-    meta = {"name": name, "vocab_size": tok.get_vocab_size(), "dtype": np.dtype(token_dtype(tok.get_vocab_size())).name,
-            "eos_id": tok.token_to_id("<eos>"), "pad_id": tok.token_to_id("<pad>"), "seed": seed, "val_fraction": val_fraction}
+    meta = {
+        "name": name,
+        "vocab_size": tok.get_vocab_size(),
+        "dtype": np.dtype(token_dtype(tok.get_vocab_size())).name,
+        "eos_id": tok.token_to_id("<eos>"),
+        "pad_id": tok.token_to_id("<pad>"),
+        "seed": seed,
+        "val_fraction": val_fraction,
+    }
     for part, part_docs in split.items():
         arr = encode_docs(tok, part_docs, progress=progress)
         save_array(arr, out / f"{part}.npy")
@@ -144,6 +235,7 @@ def write_token_files(docs: list[str], tok: Tokenizer, out_dir, val_fraction: fl
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=2) + "\n")
     return meta
 
+
 def load_tokens(data_dir, part: str = "train") -> np.ndarray:
     "A token file, memory-mapped (nothing is read until used)."
     return np.load(Path(data_dir) / f"{part}.npy", mmap_mode="r")
@@ -151,11 +243,13 @@ def load_tokens(data_dir, part: str = "train") -> np.ndarray:
 # %% ../nbs/03_data.ipynb #a11e0b81
 class TokenBatches:
     "Reproducible random windows of block_size + 1 tokens from a 1-D token array or the rows of a 2-D array."
+
     def __init__(self, tokens, batch_size: int, block_size: int, seed: int = 0, device="cpu"):
         self.tokens = load_tokens(tokens) if isinstance(tokens, (str, Path)) else tokens
         self.batch_size, self.block_size, self.seed, self.device = batch_size, block_size, seed, device
         length = self.tokens.shape[-1]
-        if self.tokens.ndim not in (1, 2): raise ValueError(f"tokens must be 1-D or (num_sequences, seq_length), not shape {self.tokens.shape}")
+        if self.tokens.ndim not in (1, 2):
+            raise ValueError(f"tokens must be 1-D or (num_sequences, seq_length), not shape {self.tokens.shape}")
         if length < block_size + 1:
             raise ValueError(f"sequences of {length} tokens are shorter than block_size + 1 = {block_size + 1}")
 
@@ -164,25 +258,44 @@ class TokenBatches:
         rng = np.random.default_rng([self.seed, i])
         n = self.block_size + 1
         starts = rng.integers(0, self.tokens.shape[-1] - n + 1, size=self.batch_size)
-        if self.tokens.ndim == 1: rows = [self.tokens[s:s + n] for s in starts]
-        else: rows = [self.tokens[r, s:s + n] for r, s in zip(rng.integers(0, self.tokens.shape[0], size=self.batch_size), starts)]
+        if self.tokens.ndim == 1:
+            rows = [self.tokens[s : s + n] for s in starts]
+        else:
+            rows = [
+                self.tokens[r, s : s + n]
+                for r, s in zip(rng.integers(0, self.tokens.shape[0], size=self.batch_size), starts)
+            ]
         return torch.from_numpy(np.stack(rows).astype(np.int64)).to(self.device)
 
     def __iter__(self):
         i = 0
-        while True: yield self[i]; i += 1
+        while True:
+            yield self[i]
+            i += 1
 
 # %% ../nbs/03_data.ipynb #f8096e3a
-def prepare_data(corpus: str, data_dir, vocab_size: int, tokenizer: str = "bpe", n_docs: int | None = None, seed: int = 0,
-                 progress: bool = True) -> dict:
+def prepare_data(
+    corpus: str,
+    data_dir,
+    vocab_size: int,
+    tokenizer: str = "bpe",
+    n_docs: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     "Token files for `corpus` in `data_dir` (reused when present): a BPE tokenizer trained to `vocab_size`, or bytes."
     meta_path = Path(data_dir) / "meta.json"
-    with FolderLock(data_dir, "prepare", wait=3600):  # concurrent trials sharing a cache: one prepares, the others wait, then reuse
-        if meta_path.exists(): meta = json.loads(meta_path.read_text())
+    with FolderLock(
+        data_dir, "prepare", wait=3600
+    ):  # concurrent trials sharing a cache: one prepares, the others wait, then reuse
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
         else:
             docs = load_corpus(corpus, n_docs=n_docs, seed=seed)
             tok = bytes_tokenizer() if tokenizer == "bytes" else train_bpe(docs, vocab_size, progress=progress)
             meta = write_token_files(docs, tok, data_dir, seed=seed, name=corpus, progress=progress)
     if meta["vocab_size"] > vocab_size:
-        raise ConfigError([f"the tokenizer in {data_dir} has {meta['vocab_size']} ids but the model's vocab_size={vocab_size}"])
+        raise ConfigError(
+            [f"the tokenizer in {data_dir} has {meta['vocab_size']} ids but the model's vocab_size={vocab_size}"]
+        )
     return meta

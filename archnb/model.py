@@ -15,25 +15,28 @@ from transformers import initialization as hf_init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
-from .config import ArchConfig, check_buildable
+from .config import ArchConfig, _fields_of_twin, check_buildable
 
 # %% auto #0
-__all__ = ['RMSNorm', 'make_norm', 'rope_cos_sin', 'apply_rope', 'keep_mask', 'dropout', 'Dropout', 'attention_with_dropout',
-           'Attention', 'MLP', 'Block', 'position_ids_for', 'causal_mask', 'ArchPreTrainedModel', 'ArchModel',
-           'next_token_loss', 'causal_lm_loss', 'ArchForCausalLM', 'from_gpt2', 'from_llama', 'load_converted']
+__all__ = ['RMSNorm', 'Attention', 'MLP', 'Block', 'ArchPreTrainedModel', 'ArchModel', 'next_token_loss', 'ArchForCausalLM',
+           'from_gpt2', 'from_llama', 'load_converted']
 
 # %% ../nbs/01_model.ipynb #da5b8025
 class RMSNorm(nn.Module):
     "Root-mean-square norm with a learned scale (no bias)."
+
     def __init__(self, dim: int, eps: float):
         super().__init__()
         self.eps, self.weight = eps, nn.Parameter(torch.ones(dim))
 
-    def forward(self, x): return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+    def forward(self, x):
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
+# %% ../nbs/01_model.ipynb #859b03e2
 def make_norm(config: ArchConfig) -> nn.Module:
     "The norm layer the config asks for."
-    if config.norm == "rmsnorm": return RMSNorm(config.n_embd, config.norm_eps)
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.n_embd, config.norm_eps)
     return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
 
 # %% ../nbs/01_model.ipynb #d5a65228
@@ -44,6 +47,7 @@ def rope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float, dtype:
     angles = torch.cat([angles, angles], dim=-1)[:, None]
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     "Rotate the pairs (x[i], x[i + d/2]) of the last dimension."
     x1, x2 = x.chunk(2, dim=-1)
@@ -53,35 +57,50 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 def keep_mask(shape, p: float, device) -> tuple[torch.Tensor, float]:
     "A boolean keep-mask with P(keep) = 1 - p (to 1/65536) from 16-bit slices of 64-bit draws, and 1/P(keep)."
     n = math.prod(shape)
-    words = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
     threshold = round(p * 65536)
     keep = words.view(torch.int16)[:n].view(shape) >= threshold - 32768
     return keep, 65536 / (65536 - threshold)
 
+
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     "Dropout: the 16-bit-slice mask on CPU, `F.dropout` elsewhere."
-    if not training or p == 0: return x
-    if x.device.type != "cpu" or p >= 1: return F.dropout(x, p, True)
+    if not training or p == 0:
+        return x
+    if x.device.type != "cpu" or p >= 1:
+        return F.dropout(x, p, True)
     keep, scale = keep_mask(x.shape, p, x.device)
     return x.masked_fill(~keep, 0) * scale
 
+
 class Dropout(nn.Dropout):
     "nn.Dropout with the faster CPU mask."
-    def forward(self, x): return dropout(x, self.p, self.training)
+
+    def forward(self, x):
+        return dropout(x, self.p, self.training)
 
 # %% ../nbs/01_model.ipynb #d32e470e
 def attention_with_dropout(q, k, v, mask, is_causal: bool, p: float) -> torch.Tensor:
     "softmax(QKᵀ/√d)·V with dropout on the probabilities; SDPA's own CPU path for this draws its mask slowly."
     scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
-    if is_causal: mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
-    if mask is not None: scores = scores.masked_fill(~mask, float("-inf"))
+    if is_causal:
+        mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
     return dropout(scores.softmax(-1), p, True) @ v
 
+# %% ../nbs/01_model.ipynb #07c6a871
 class Attention(nn.Module):
     "Causal self-attention with any number of kv heads, optional RoPE and a KV cache."
+
     def __init__(self, config: ArchConfig, layer_idx: int):
         super().__init__()
-        self.n_head, self.n_kv_head, self.head_dim, self.layer_idx = config.n_head, config.n_kv_head, config.head_dim, layer_idx
+        self.n_head, self.n_kv_head, self.head_dim, self.layer_idx = (
+            config.n_head,
+            config.n_kv_head,
+            config.head_dim,
+            layer_idx,
+        )
         kv = config.n_kv_head * config.head_dim
         self.qkv = nn.Linear(config.n_embd, config.n_embd + 2 * kv, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
@@ -96,18 +115,25 @@ class Attention(nn.Module):
         q = q.view(B, T, self.n_head, D).transpose(1, 2)
         k = k.view(B, T, self.n_kv_head, D).transpose(1, 2)
         v = v.view(B, T, self.n_kv_head, D).transpose(1, 2)
-        if rope is not None: q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if past_key_values is not None: k, v = past_key_values.update(k, v, self.layer_idx)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if past_key_values is not None:
+            k, v = past_key_values.update(k, v, self.layer_idx)
         if self.n_kv_head != self.n_head:
             k, v = (t.repeat_interleave(self.n_head // self.n_kv_head, dim=1) for t in (k, v))
         is_causal = mask is None and T == k.shape[2] and T > 1
-        if self.training and self.dropout > 0 and x.device.type == "cpu": y = attention_with_dropout(q, k, v, mask, is_causal, self.dropout)
-        else: y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal)
+        if self.training and self.dropout > 0 and x.device.type == "cpu":
+            y = attention_with_dropout(q, k, v, mask, is_causal, self.dropout)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal
+            )
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 # %% ../nbs/01_model.ipynb #179b411a
 class MLP(nn.Module):
     "GELU MLP (two matrices) or SwiGLU MLP (gate and up fused, then down)."
+
     def __init__(self, config: ArchConfig):
         super().__init__()
         self.swiglu = config.mlp == "swiglu"
@@ -121,12 +147,14 @@ class MLP(nn.Module):
         if self.swiglu:
             gate, up = h.chunk(2, dim=-1)
             h = F.silu(gate) * up
-        else: h = F.gelu(h)
+        else:
+            h = F.gelu(h)
         return self.drop(self.proj(h))
 
 # %% ../nbs/01_model.ipynb #b3be5cbf
 class Block(GradientCheckpointingLayer):
     "A pre-norm decoder block: x + attention(norm(x)), then x + mlp(norm(x))."
+
     def __init__(self, config: ArchConfig, layer_idx: int):
         super().__init__()
         self.norm1, self.attn = make_norm(config), Attention(config, layer_idx)
@@ -143,19 +171,23 @@ def position_ids_for(attention_mask, past: int, T: int, device) -> torch.Tensor:
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
     return torch.arange(past, past + T, device=device)[None]
 
+
 def causal_mask(attention_mask, past: int, T: int, device):
-    "None for plain causal attention; otherwise a (batch, 1, T, past + T) boolean mask, True where attending is allowed."
+    "None for plain causal attention; else a (batch, 1, T, past + T) boolean mask, True where attending is allowed."
     padded = attention_mask is not None and not bool(attention_mask.all())
-    if not padded and (past == 0 or T == 1): return None
+    if not padded and (past == 0 or T == 1):
+        return None
     Tk = past + T
     rows, cols = torch.arange(T, device=device)[:, None] + past, torch.arange(Tk, device=device)[None]
     mask = (cols <= rows)[None, None]
-    if padded: mask = mask & attention_mask[:, None, None, -Tk:].bool()
+    if padded:
+        mask = mask & attention_mask[:, None, None, -Tk:].bool()
     return mask | (cols == rows)[None, None]  # every position may see itself, so no row is empty
 
 # %% ../nbs/01_model.ipynb #db2b9abb
 class ArchPreTrainedModel(PreTrainedModel):
     "Shared transformers plumbing: config class, initialisation, gradient checkpointing."
+
     config_class = ArchConfig
     config: ArchConfig
     base_model_prefix = "transformer"
@@ -170,15 +202,19 @@ class ArchPreTrainedModel(PreTrainedModel):
         if isinstance(module, nn.Linear):
             scale = 1 / math.sqrt(2 * self.config.n_layer) if getattr(module, "is_residual_projection", False) else 1.0
             hf_init.normal_(module.weight, mean=0.0, std=std * scale)
-            if module.bias is not None: hf_init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding): hf_init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                hf_init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            hf_init.normal_(module.weight, mean=0.0, std=std)
         elif isinstance(module, (nn.LayerNorm, RMSNorm)):
             hf_init.ones_(module.weight)
-            if getattr(module, "bias", None) is not None: hf_init.zeros_(module.bias)
+            if getattr(module, "bias", None) is not None:
+                hf_init.zeros_(module.bias)
 
 # %% ../nbs/01_model.ipynb #15a518a9
 class ArchModel(ArchPreTrainedModel):
     "Embeddings, the stack of blocks and the final norm; returns hidden states and the KV cache."
+
     def __init__(self, config: ArchConfig):
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
@@ -189,24 +225,37 @@ class ArchModel(ArchPreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
-    def get_input_embeddings(self): return self.wte
-    def set_input_embeddings(self, value): self.wte = value
+    def get_input_embeddings(self):
+        return self.wte
 
+    def set_input_embeddings(self, value):
+        self.wte = value
+
+    # fmt: off
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, use_cache=None, **kwargs) -> BaseModelOutputWithPast:
+        # fmt: on
         x = self.wte(input_ids) if inputs_embeds is None else inputs_embeds
         T = x.shape[1]
         use_cache = self.config.use_cache if use_cache is None else use_cache
-        if use_cache and past_key_values is None and not self.training: past_key_values = DynamicCache(config=self.config)
+        if use_cache and past_key_values is None and not self.training:
+            past_key_values = DynamicCache(config=self.config)
         past = past_key_values.get_seq_length() if past_key_values is not None else 0
         if past + T > self.config.block_size:
             raise ValueError(f"sequence of {past + T} tokens is longer than block_size={self.config.block_size}")
-        if position_ids is None: position_ids = position_ids_for(attention_mask, past, T, x.device)
-        if self.wpe is not None: x = x + self.wpe(position_ids)
+        if position_ids is None:
+            position_ids = position_ids_for(attention_mask, past, T, x.device)
+        if self.wpe is not None:
+            x = x + self.wpe(position_ids)
         x = self.drop(x)
-        rope = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, x.dtype) if self.wpe is None else None
+        rope = (
+            rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, x.dtype)
+            if self.wpe is None
+            else None
+        )
         mask = causal_mask(attention_mask, past, T, x.device)
-        for block in self.h: x = block(x, rope=rope, mask=mask, past_key_values=past_key_values)
+        for block in self.h:
+            x = block(x, rope=rope, mask=mask, past_key_values=past_key_values)
         return BaseModelOutputWithPast(last_hidden_state=self.ln_f(x), past_key_values=past_key_values)
 
 # %% ../nbs/01_model.ipynb #e1457299
@@ -214,31 +263,44 @@ def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     "Mean cross-entropy in fp32 of logits against targets already aligned with them; -100 is ignored."
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
 
+# %% ../nbs/01_model.ipynb #3fd1ee4b
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     "Mean next-token cross-entropy in fp32; labels are shifted inside and -100 is ignored."
     # shift the labels, not the logits: slicing the logits would copy the largest tensor of the step
     return next_token_loss(logits, F.pad(labels[:, 1:], (0, 1), value=-100))
 
+# %% ../nbs/01_model.ipynb #6d73680c
 class ArchForCausalLM(ArchPreTrainedModel, GenerationMixin):
     "The archnb decoder with a language-model head: loss from `labels`, `generate()` with a KV cache."
+
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
 
     def __init__(self, config: ArchConfig):
         super().__init__(config)
-        if torch.get_default_device().type != "meta": check_buildable(config)  # refuse what cannot fit before allocating
+        if torch.get_default_device().type != "meta":
+            check_buildable(config)  # refuse what cannot fit before allocating
         self.transformer = ArchModel(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self): return self.transformer.wte
-    def set_input_embeddings(self, value): self.transformer.wte = value
-    def get_output_embeddings(self): return self.lm_head
-    def set_output_embeddings(self, value): self.lm_head = value
+    def get_input_embeddings(self):
+        return self.transformer.wte
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, inputs_embeds=None,
-                labels=None, use_cache=None, logits_to_keep: int = 0, **kwargs) -> CausalLMOutputWithPast:
-        out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                               past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache)
+    def set_input_embeddings(self, value):
+        self.transformer.wte = value
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, value):
+        self.lm_head = value
+
+    # fmt: off
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                inputs_embeds=None, labels=None, use_cache=None, logits_to_keep: int = 0,
+                **kwargs) -> CausalLMOutputWithPast:
+        # fmt: on
+        out = self.transformer(input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache)
         h = out.last_hidden_state
         logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep else h)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
@@ -246,7 +308,8 @@ class ArchForCausalLM(ArchPreTrainedModel, GenerationMixin):
 
 # %% ../nbs/01_model.ipynb #f7223164
 #| eval: false
-AutoModelForCausalLM.register(ArchConfig, ArchForCausalLM, exist_ok=True)  # when archnb.model is imported (see 01b_autoreg)
+# when archnb.model is imported (see 01b_autoreg)
+AutoModelForCausalLM.register(ArchConfig, ArchForCausalLM, exist_ok=True)
 
 # %% ../nbs/01_model.ipynb #3e892ba4
 def from_gpt2(gpt2) -> ArchForCausalLM:
@@ -254,48 +317,64 @@ def from_gpt2(gpt2) -> ArchForCausalLM:
     c = gpt2.config
     if c.activation_function not in ("gelu", "gelu_new", "gelu_pytorch_tanh"):
         raise ValueError(f"activation_function={c.activation_function!r}: archnb's GELU MLP needs a GELU activation")
-    config = ArchConfig(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, d_ff=c.n_inner or 4 * c.n_embd, block_size=c.n_positions,
-                        vocab_size=c.vocab_size, bias=True, norm="layernorm", pos="learned", mlp="gelu",
-                        tie_embeddings=c.tie_word_embeddings, norm_eps=c.layer_norm_epsilon, init_std=c.initializer_range)
+    shape = _fields_of_twin(c, 0) | {"d_ff": c.n_inner or 4 * c.n_embd}
+    config = ArchConfig(**shape, bias=True, norm="layernorm", pos="learned", mlp="gelu")
     sd = gpt2.state_dict()
-    out = {"transformer.wte.weight": sd["transformer.wte.weight"], "transformer.wpe.weight": sd["transformer.wpe.weight"],
-           "transformer.ln_f.weight": sd["transformer.ln_f.weight"], "transformer.ln_f.bias": sd["transformer.ln_f.bias"],
-           "lm_head.weight": sd["lm_head.weight"]}
+    out = {
+        "transformer.wte.weight": sd["transformer.wte.weight"],
+        "transformer.wpe.weight": sd["transformer.wpe.weight"],
+        "transformer.ln_f.weight": sd["transformer.ln_f.weight"],
+        "transformer.ln_f.bias": sd["transformer.ln_f.bias"],
+        "lm_head.weight": sd["lm_head.weight"],
+    }
     for i in range(c.n_layer):
         g, a = f"transformer.h.{i}.", f"transformer.h.{i}."
         for ours, theirs in (("norm1", "ln_1"), ("norm2", "ln_2")):
             out[a + ours + ".weight"], out[a + ours + ".bias"] = sd[g + theirs + ".weight"], sd[g + theirs + ".bias"]
-        for ours, theirs in (("attn.qkv", "attn.c_attn"), ("attn.proj", "attn.c_proj"), ("mlp.fc", "mlp.c_fc"), ("mlp.proj", "mlp.c_proj")):
+        for ours, theirs in (
+            ("attn.qkv", "attn.c_attn"),
+            ("attn.proj", "attn.c_proj"),
+            ("mlp.fc", "mlp.c_fc"),
+            ("mlp.proj", "mlp.c_proj"),
+        ):
             out[a + ours + ".weight"] = sd[g + theirs + ".weight"].t()  # GPT-2's Conv1D stores (in, out)
             out[a + ours + ".bias"] = sd[g + theirs + ".bias"]
     return load_converted(config, out)
 
+# %% ../nbs/01_model.ipynb #2f2c73fe
 def from_llama(llama) -> ArchForCausalLM:
     "An archnb model holding the weights of a transformers LlamaForCausalLM (or a LLaMA-shaped model such as SmolLM2)."
     c = llama.config
-    if getattr(c, "attention_bias", False) or getattr(c, "mlp_bias", False): raise ValueError("archnb's LLaMA shape has no biases")
+    if getattr(c, "attention_bias", False) or getattr(c, "mlp_bias", False):
+        raise ValueError("archnb's LLaMA shape has no biases")
     theta = (getattr(c, "rope_parameters", None) or {}).get("rope_theta", getattr(c, "rope_theta", 10000.0))
-    config = ArchConfig(n_layer=c.num_hidden_layers, n_head=c.num_attention_heads, n_kv_head=c.num_key_value_heads,
-                        n_embd=c.hidden_size, d_ff=c.intermediate_size, block_size=c.max_position_embeddings,
-                        vocab_size=c.vocab_size, bias=False, norm="rmsnorm", pos="rope", mlp="swiglu", rope_theta=float(theta),
-                        tie_embeddings=c.tie_word_embeddings, norm_eps=c.rms_norm_eps, init_std=c.initializer_range,
-                        bos_token_id=c.bos_token_id, eos_token_id=c.eos_token_id, pad_token_id=c.pad_token_id)
+    special = {k: getattr(c, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
+    kinds = {"bias": False, "norm": "rmsnorm", "pos": "rope", "mlp": "swiglu", "rope_theta": float(theta)}
+    config = ArchConfig(**_fields_of_twin(c, 1), **special, **kinds)
     sd = llama.state_dict()
-    out = {"transformer.wte.weight": sd["model.embed_tokens.weight"], "transformer.ln_f.weight": sd["model.norm.weight"],
-           "lm_head.weight": sd.get("lm_head.weight", sd["model.embed_tokens.weight"])}
+    out = {
+        "transformer.wte.weight": sd["model.embed_tokens.weight"],
+        "transformer.ln_f.weight": sd["model.norm.weight"],
+        "lm_head.weight": sd.get("lm_head.weight", sd["model.embed_tokens.weight"]),
+    }
     for i in range(c.num_hidden_layers):
         g, a = f"model.layers.{i}.", f"transformer.h.{i}."
-        out[a + "norm1.weight"], out[a + "norm2.weight"] = sd[g + "input_layernorm.weight"], sd[g + "post_attention_layernorm.weight"]
+        out[a + "norm1.weight"], out[a + "norm2.weight"] = (
+            sd[g + "input_layernorm.weight"],
+            sd[g + "post_attention_layernorm.weight"],
+        )
         out[a + "attn.qkv.weight"] = torch.cat([sd[g + f"self_attn.{p}_proj.weight"] for p in "qkv"])
         out[a + "attn.proj.weight"] = sd[g + "self_attn.o_proj.weight"]
         out[a + "mlp.fc.weight"] = torch.cat([sd[g + "mlp.gate_proj.weight"], sd[g + "mlp.up_proj.weight"]])
         out[a + "mlp.proj.weight"] = sd[g + "mlp.down_proj.weight"]
     return load_converted(config, out)
 
+
 def load_converted(config: ArchConfig, state_dict: dict) -> ArchForCausalLM:
     "Build an archnb model and load a converted state dict into it, every key accounted for."
     model = ArchForCausalLM(config)
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     missing = [k for k in missing if not (config.tie_embeddings and k == "lm_head.weight")]
-    if missing or unexpected: raise ValueError(f"conversion left missing={missing}, unexpected={unexpected}")
+    if missing or unexpected:
+        raise ValueError(f"conversion left missing={missing}, unexpected={unexpected}")
     return model.eval()

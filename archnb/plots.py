@@ -11,33 +11,42 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['new_figure', 'finish', 'read_history', 'plot_curves', 'plot_bars', 'pareto_front', 'plot_frontier', 'to_markdown',
+__all__ = ['METRIC_COLUMNS', 'read_history', 'plot_curves', 'plot_bars', 'pareto_front', 'plot_frontier', 'to_markdown',
            'report_markdown']
 
 # %% ../nbs/06_plots.ipynb #05b7cc90
 def new_figure(width: float = 6.5, height: float = 4.0):
     "A figure and its axes."
     import matplotlib.pyplot as plt
+
     fig = plt.figure(figsize=(width, height), dpi=100)
     return fig, fig.add_subplot()
 
+
 def finish(fig, path=None):
-    "Save the figure to `path` (PNG) when given; return it, closed, so Jupyter shows it once and scripts keep no figures open."
+    "Save the figure to `path` (PNG) when given; return it closed, so Jupyter shows it once and none stays open."
     import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    if path: Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
     plt.close(fig)
     return fig
 
+# %% ../nbs/06_plots.ipynb #6f314db5
 def read_history(run_dir) -> tuple[list, list]:
-    "(training points, validation points) of a run folder's history.jsonl, each step once (the last entry wins after a resume)."
+    "(training points, validation points) of a run's history.jsonl, each step once (the last wins after a resume)."
     train, val = {}, {}
     path = Path(run_dir) / "history.jsonl"
     for line in path.read_text().splitlines() if path.exists() else []:
         h = json.loads(line)
-        if "train/loss" in h: train[h["step"]] = h["train/loss"]
-        if "val/loss" in h: val[h["step"]] = h["val/loss"]
+        if "train/loss" in h:
+            train[h["step"]] = h["train/loss"]
+        if "val/loss" in h:
+            val[h["step"]] = h["val/loss"]
     return sorted(train.items()), sorted(val.items())
+
 
 def plot_curves(run_dirs, path=None, labels=None):
     "Training (thin) and validation (markers) loss of several runs on one figure."
@@ -45,60 +54,104 @@ def plot_curves(run_dirs, path=None, labels=None):
     for i, run in enumerate(run_dirs):
         train, val = read_history(run)
         label = labels[i] if labels else Path(run).name
-        line, = ax.plot(*zip(*train), alpha=0.35, lw=1) if train else ax.plot([], [])
-        if val: ax.plot(*zip(*val), "o-", color=line.get_color(), label=label)
+        (line,) = ax.plot(*zip(*train), alpha=0.35, lw=1) if train else ax.plot([], [])
+        if val:
+            ax.plot(*zip(*val), "o-", color=line.get_color(), label=label)
     ax.set(xlabel="step", ylabel="loss (nats/token)", title="training (thin) and validation (markers) loss")
-    if run_dirs: ax.legend(fontsize=8)
+    if run_dirs:
+        ax.legend(fontsize=8)
     return finish(fig, path)
+
 
 def plot_bars(table: pd.DataFrame, metric: str, path=None, label: str = "run"):
     "One bar per run for any metric column of a comparison table."
-    if metric not in table.columns: raise ValueError(f"metric {metric!r} is not a column; the columns are {', '.join(table.columns)}")
+    if metric not in table.columns:
+        raise ValueError(f"metric {metric!r} is not a column; the columns are {', '.join(table.columns)}")
     fig, ax = new_figure(6.5, 0.45 * len(table) + 1.2)
-    ax.barh(table[label].astype(str), table[metric]); ax.invert_yaxis(); ax.set(xlabel=metric, title=metric)
+    ax.barh(table[label].astype(str), table[metric])
+    ax.invert_yaxis()
+    ax.set(xlabel=metric, title=metric)
     return finish(fig, path)
+
 
 def pareto_front(table: pd.DataFrame, x: str = "params_M", y: str = "val_ppl") -> pd.DataFrame:
     "The runs no other run beats on both x and y (smaller is better for both)."
     rows = table.dropna(subset=[x, y]).sort_values([x, y])
     best, keep = float("inf"), []
     for idx, r in rows.iterrows():
-        if r[y] < best: keep.append(idx); best = r[y]
+        if r[y] < best:
+            keep.append(idx)
+            best = r[y]
     return rows.loc[keep]
+
 
 def plot_frontier(table: pd.DataFrame, path=None, x: str = "params_M", y: str = "val_ppl", label: str = "run"):
     "Parameters against validation perplexity, the Pareto frontier marked."
     fig, ax = new_figure()
     ax.scatter(table[x], table[y], alpha=0.6)
-    for _, r in table.iterrows(): ax.annotate(str(r[label]).split("/")[-1], (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for _, r in table.iterrows():
+        ax.annotate(str(r[label]).split("/")[-1], (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     front = pareto_front(table, x, y)
     ax.plot(front[x], front[y], "r-o", label="Pareto frontier")
-    ax.set(xlabel="parameters (millions)" if x == "params_M" else x, ylabel="validation perplexity" if y == "val_ppl" else y,
-           title="size against quality"); ax.legend()
+    ax.set(
+        xlabel="parameters (millions)" if x == "params_M" else x,
+        ylabel="validation perplexity" if y == "val_ppl" else y,
+        title="size against quality",
+    )
+    ax.legend()
     return finish(fig, path)
 
 # %% ../nbs/06_plots.ipynb #2730b223
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     "A Markdown table of a DataFrame (no extra dependency)."
-    cell = lambda v: "" if v is None or (isinstance(v, float) and v != v) else format(v, floatfmt) if isinstance(v, float) else str(v)
+    cell = lambda v: (
+        ""
+        if v is None or (isinstance(v, float) and v != v)
+        else format(v, floatfmt) if isinstance(v, float) else str(v)
+    )
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
+
+
+# a run's measured figures, in the order every comparison table shows them
+METRIC_COLUMNS = (
+    "train_loss",
+    "val_loss",
+    "val_ppl",
+    "tokens_per_s",
+    "mfu",
+    "peak_mem_gb",
+    "train_time_s",
+    "infer_tokens_per_s",
+)
+
 
 def report_markdown(table: pd.DataFrame, title: str, skipped: list | None = None, images: dict | None = None) -> str:
     "A Markdown report of a comparison table: best run, trade-offs, skipped and failed runs, the table, the plots."
     done = table[table.status == "completed"]
     lines = [f"# {title}", ""]
     if len(done):
-        best, fast, small = done.loc[done.val_ppl.idxmin()], done.loc[done.tokens_per_s.idxmax()], done.loc[done.params_M.idxmin()]
-        lines += [f"- **Best**: `{best.run}`: validation perplexity {best.val_ppl:.3g} with {best.params_M:.3g}M parameters.",
-                  f"- **Fastest**: `{fast.run}`: {fast.tokens_per_s:,.0f} tokens/s (perplexity {fast.val_ppl:.3g}).",
-                  f"- **Smallest**: `{small.run}`: {small.params_M:.3g}M parameters (perplexity {small.val_ppl:.3g}).",
-                  f"- **Pareto frontier** (no run is both smaller and better): {', '.join(f'`{r}`' for r in pareto_front(done).run)}."]
-    for _, r in table[table.status != "completed"].iterrows(): lines.append(f"- **Failed**: `{r.run}`: {r.error}")
-    for s in skipped or []: lines.append(f"- **Skipped** {s['overrides']}: {s['reason']}")
-    cols = [c for c in ["run", "status", *[c for c in table.columns if c.startswith("set:")], "params_M", "train_loss", "val_loss", "val_ppl",
-                        "tokens_per_s", "mfu", "peak_mem_gb", "train_time_s", "infer_tokens_per_s", "ppl_per_M_params"] if c in table.columns]
+        best, fast, small = (
+            done.loc[done.val_ppl.idxmin()],
+            done.loc[done.tokens_per_s.idxmax()],
+            done.loc[done.params_M.idxmin()],
+        )
+        lines += [
+            f"- **Best**: `{best.run}`: validation perplexity {best.val_ppl:.3g} with {best.params_M:.3g}M parameters.",
+            f"- **Fastest**: `{fast.run}`: {fast.tokens_per_s:,.0f} tokens/s (perplexity {fast.val_ppl:.3g}).",
+            f"- **Smallest**: `{small.run}`: {small.params_M:.3g}M parameters (perplexity {small.val_ppl:.3g}).",
+            "- **Pareto frontier** (no run is both smaller and better): "
+            f"{', '.join(f'`{r}`' for r in pareto_front(done).run)}.",
+        ]
+    for _, r in table[table.status != "completed"].iterrows():
+        lines.append(f"- **Failed**: `{r.run}`: {r.error}")
+    for s in skipped or []:
+        lines.append(f"- **Skipped** {s['overrides']}: {s['reason']}")
+    settings = [c for c in table.columns if c.startswith("set:")]
+    wanted = ["run", "status", *settings, "params_M", *METRIC_COLUMNS, "ppl_per_M_params"]
+    cols = [c for c in wanted if c in table.columns]
     lines += ["", "## Runs", "", to_markdown(table[cols]), ""]
-    for caption, image in (images or {}).items(): lines += [f"## {caption}", "", f"![{caption}]({image})", ""]
+    for caption, image in (images or {}).items():
+        lines += [f"## {caption}", "", f"![{caption}]({image})", ""]
     return "\n".join(lines)

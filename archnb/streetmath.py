@@ -19,32 +19,27 @@ from pathlib import Path
 from .files import atomic_write_text, hub_name, is_local, read_utf8, strict_json
 
 # %% auto #0
-__all__ = ['TAX_RATES', 'TOPICS', 'SUBTOPICS', 'REQUIRED', 'PROTOCOLS', 'DEFAULT_SEEDS', 'REFERENCE_SYSTEM',
-           'REFERENCE_INSTRUCTIONS', 'REFERENCE_HINT', 'REFERENCE_NO_TOOLS', 'INSTRUCTION', 'HINT', 'NO_TOOLS',
-           'SYSTEM', 'DEFAULT_TEMPLATE', 'JUDGEMENTS', 'READINGS', 'NUMBER', 'FINAL', 'DISAGREEMENT_CAUSES',
-           'FINAL_ANSWER_PATTERN', 'price', 'prices', 'money', 'listing', 'basket_decimal_prices', 'discount_percent',
-           'discount_bogo', 'discount_buy_n_get_m', 'discount_threshold', 'discount_stacked', 'taxes',
-           'tax_pre_discount', 'tax_post_discount', 'units_lb_oz', 'units_kg_g', 'tips_service', 'fermi_crowd_density',
-           'travel_drive_time', 'physics_fill_rate', 'states_answer', 'draw', 'generate_streetmath', 'write_jsonl',
-           'parse_record', 'read_jsonl', 'check_protocol', 'sample_per_topic', 'select_questions', 'load_streetmath',
-           'check_template', 'build_prompt', 'system_prompt', 'build_messages', 'to_number', 'split_thinking',
-           'extract_answer', 'reference_answer', 'judge', 'relative_error', 'score', 'disagreement_cause',
-           'reference_thinking', 'reference_tool_call', 'tool_call_kind', 'reading_fields', 'answer_complete',
-           'StopRule', 'Generation', 'StreetMathSettings', 'wilson', 'judgement_rates', 'summarise_readings',
-           'two_proportion_test', 'reference_token_count', 'reference_summary']
+__all__ = ['TOPICS', 'PROTOCOLS', 'JUDGEMENTS', 'READINGS', 'generate_streetmath', 'write_jsonl', 'read_jsonl',
+           'select_questions', 'load_streetmath', 'check_template', 'build_prompt', 'system_prompt', 'build_messages',
+           'split_thinking', 'extract_answer', 'reference_answer', 'judge', 'score', 'disagreement_cause',
+           'reading_fields', 'StopRule', 'Generation', 'StreetMathSettings', 'wilson', 'judgement_rates',
+           'summarise_readings', 'two_proportion_test', 'reference_summary']
 
 # %% ../nbs/02_streetmath.ipynb #efea5712
 def price(rng: random.Random, low: float, high: float) -> float:
     "A price in dollars and cents, uniform between `low` and `high`."
     return rng.randint(round(low * 100), round(high * 100)) / 100
 
+
 def prices(rng: random.Random, n_low: int, n_high: int, low: float, high: float) -> list[float]:
     "Between `n_low` and `n_high` prices."
     return [price(rng, low, high) for _ in range(rng.randint(n_low, n_high))]
 
+
 def money(x: float) -> str:
     "$1,234.56"
     return f"${x:,.2f}"
+
 
 def listing(ps: list[float]) -> str:
     "$1.00, $2.50 and $3.25"
@@ -53,86 +48,158 @@ def listing(ps: list[float]) -> str:
 # %% ../nbs/02_streetmath.ipynb #237a26d3
 def basket_decimal_prices(rng):
     ps = prices(rng, 3, 6, 0.79, 19.99)
-    return (f"You're buying {len(ps)} items: {', '.join(money(p) for p in ps)}. About how much will you pay (before tax)?",
-            round(sum(ps), 2))
+    return (
+        f"You're buying {len(ps)} items: {', '.join(money(p) for p in ps)}. About how much will you pay (before tax)?",
+        round(sum(ps), 2),
+    )
+
 
 def discount_percent(rng):
     ps, off = prices(rng, 2, 5, 2.99, 49.99), rng.randint(10, 30)
-    return (f"Everything in the store is {off}% off today. You pick items priced {listing(ps)}. "
-            f"Roughly how much will you pay after the discount?", round(sum(ps) * (1 - off / 100), 2))
+    return (
+        f"Everything in the store is {off}% off today. You pick items priced {listing(ps)}. "
+        f"Roughly how much will you pay after the discount?",
+        round(sum(ps) * (1 - off / 100), 2),
+    )
+
 
 def discount_bogo(rng):
     ps = prices(rng, 2, 6, 1.49, 24.99)
     paid = sorted(ps, reverse=True)[0::2]  # pairs from dearest down; the dearer of each pair is paid
-    return (f"A shop runs buy one, get one free: items are paired from the most to the least expensive and you pay only for "
-            f"the dearer item of each pair. You pick items priced {listing(ps)}. About how much do you pay?", round(sum(paid), 2))
+    return (
+        "A shop runs buy one, get one free: items are paired from the most to the least expensive and you pay only "
+        "for "
+        f"the dearer item of each pair. You pick items priced {listing(ps)}. About how much do you pay?",
+        round(sum(paid), 2),
+    )
+
 
 def discount_buy_n_get_m(rng):
     n, m, p = rng.randint(3, 5), rng.randint(1, 3), price(rng, 1.49, 7.99)
-    return (f"Granola bars cost {money(p)} each, and the deal is buy {n}, get {m} free. You leave with {n + m} bars. "
-            f"Roughly how much do you pay?", round(n * p, 2))
+    return (
+        f"Granola bars cost {money(p)} each, and the deal is buy {n}, get {m} free. You leave with {n + m} bars. "
+        f"Roughly how much do you pay?",
+        round(n * p, 2),
+    )
+
 
 def discount_threshold(rng):
     ps, spend, off = prices(rng, 2, 5, 2.99, 29.99), rng.choice(range(25, 51, 5)), rng.choice([5, 10, 15])
     total = sum(ps)
-    return (f"A store takes ${off} off any purchase of ${spend} or more. Your cart has items priced {listing(ps)}. "
-            f"About how much will you pay?", round(total - off if total >= spend else total, 2))
+    return (
+        f"A store takes ${off} off any purchase of ${spend} or more. Your cart has items priced {listing(ps)}. "
+        f"About how much will you pay?",
+        round(total - off if total >= spend else total, 2),
+    )
+
 
 def discount_stacked(rng):
-    ps, pct, coupon, above = prices(rng, 2, 5, 2.99, 49.99), rng.randint(10, 20), rng.choice([5, 10]), rng.choice(range(30, 51, 5))
+    ps, pct, coupon, above = (
+        prices(rng, 2, 5, 2.99, 49.99),
+        rng.randint(10, 20),
+        rng.choice([5, 10]),
+        rng.choice(range(30, 51, 5)),
+    )
     after = sum(ps) * (1 - pct / 100)
-    return (f"Your items are priced {listing(ps)}. The store gives {pct}% off, and then your ${coupon} coupon applies if the "
-            f"discounted total is ${above} or more. Roughly what do you end up paying?", round(after - coupon if after >= above else after, 2))
+    return (
+        f"Your items are priced {listing(ps)}. The store gives {pct}% off, and then your ${coupon} coupon applies if "
+        "the "
+        f"discounted total is ${above} or more. Roughly what do you end up paying?",
+        round(after - coupon if after >= above else after, 2),
+    )
 
 # %% ../nbs/02_streetmath.ipynb #b748d1d0
 TAX_RATES = [6.0, 6.25, 6.5, 6.75, 7.0, 7.25, 7.5, 7.75, 8.0, 8.25, 8.5]
+
 
 def taxes(rng, before_discount: bool):
     ps, tax, off = prices(rng, 2, 5, 3.49, 59.99), rng.choice(TAX_RATES), rng.choice([0, 10, 15, 20])
     s = sum(ps)
     total = s * (1 - off / 100) + s * tax / 100 if before_discount else s * (1 - off / 100) * (1 + tax / 100)
     where = "on the original prices, before the discount" if before_discount else "after the discount"
-    deal = f"The store takes {off}% off, and sales tax of {tax:g}% is charged {where}." if off else f"Sales tax is {tax:g}%."
+    deal = (
+        f"The store takes {off}% off, and sales tax of {tax:g}% is charged {where}."
+        if off
+        else f"Sales tax is {tax:g}%."
+    )
     return f"You buy items priced {listing(ps)}. {deal} About how much is the total?", round(total, 2)
 
-def tax_pre_discount(rng): return taxes(rng, True)
-def tax_post_discount(rng): return taxes(rng, False)
+
+def tax_pre_discount(rng):
+    return taxes(rng, True)
+
+
+def tax_post_discount(rng):
+    return taxes(rng, False)
+
 
 def units_lb_oz(rng):
     per_lb, ounces = price(rng, 2.99, 14.99), rng.randint(8, 96)  # 0.5 to 6 lb in whole ounces
     lb, oz = divmod(ounces, 16)
     weight = f"{lb} lb {oz} oz" if lb and oz else (f"{lb} lb" if lb else f"{oz} oz")
-    return f"Cheese costs {money(per_lb)} per pound. You buy {weight}. Roughly how much does it cost?", round(per_lb * ounces / 16, 2)
+    return f"Cheese costs {money(per_lb)} per pound. You buy {weight}. Roughly how much does it cost?", round(
+        per_lb * ounces / 16, 2
+    )
+
 
 def units_kg_g(rng):
     per_kg, grams = price(rng, 3.99, 19.99), rng.randint(25, 90) * 10
-    return f"Coffee beans cost {money(per_kg)} per kilogram. You buy {grams} g. About how much is that?", round(per_kg * grams / 1000, 2)
+    return f"Coffee beans cost {money(per_kg)} per kilogram. You buy {grams} g. About how much is that?", round(
+        per_kg * grams / 1000, 2
+    )
+
 
 def tips_service(rng):
     bill, fee, tip = price(rng, 12, 120), rng.choice([0, 3, 5]), rng.randint(15, 22)
     with_fee = bill * (1 + fee / 100)
-    fee_text = f" The restaurant adds a {fee}% service fee, and you tip {tip}% on the bill plus the fee." if fee else f" You tip {tip}%."
-    return f"Your dinner bill is {money(bill)}.{fee_text} Roughly how much do you pay in total?", round(with_fee * (1 + tip / 100), 2)
+    fee_text = (
+        f" The restaurant adds a {fee}% service fee, and you tip {tip}% on the bill plus the fee."
+        if fee
+        else f" You tip {tip}%."
+    )
+    return f"Your dinner bill is {money(bill)}.{fee_text} Roughly how much do you pay in total?", round(
+        with_fee * (1 + tip / 100), 2
+    )
 
+# %% ../nbs/02_streetmath.ipynb #11304454
 def fermi_crowd_density(rng):
     length, width, density = rng.randint(30, 70), rng.randint(20, 35), rng.choice([1, 1.5, 2, 2.5, 3, 3.5, 4])
-    return (f"A plaza is {length} m long and {width} m wide, and the crowd packs about {density:g} people per square metre. "
-            f"Roughly how many people are in the plaza?", round(length * width * density, 2))
+    return (
+        f"A plaza is {length} m long and {width} m wide, and the crowd packs about {density:g} people per square "
+        "metre. "
+        f"Roughly how many people are in the plaza?",
+        round(length * width * density, 2),
+    )
+
 
 def travel_drive_time(rng):
     miles, mph = rng.randint(5, 240), rng.randint(25, 65)
-    return f"You drive {miles} miles at an average of {mph} mph. About how many minutes does the trip take?", round(60 * miles / mph, 2)
+    return f"You drive {miles} miles at an average of {mph} mph. About how many minutes does the trip take?", round(
+        60 * miles / mph, 2
+    )
+
 
 def physics_fill_rate(rng):
     litres, rate = rng.randint(20, 100) / 2, rng.randint(40, 80) / 10  # 10-50 L in half litres, 4-8 L/min in tenths
-    return (f"A tap fills a {litres:g}-litre tank at {rate:g} litres per minute. Roughly how many minutes until it is full?",
-            round(litres / rate, 2))
+    return (
+        f"A tap fills a {litres:g}-litre tank at {rate:g} litres per minute. Roughly how many minutes until it is "
+        "full?",
+        round(litres / rate, 2),
+    )
 
 # %% ../nbs/02_streetmath.ipynb #9a2ee1aa
 TOPICS = {  # topic: (weight, {subtopic: generator})
     "basket_sum": (1.4, {"decimal_prices": basket_decimal_prices}),
-    "discounts": (1.4, {"percent": discount_percent, "bogo": discount_bogo, "buy_n_get_m": discount_buy_n_get_m,
-                        "threshold": discount_threshold, "stacked": discount_stacked}),
+    "discounts": (
+        1.4,
+        {
+            "percent": discount_percent,
+            "bogo": discount_bogo,
+            "buy_n_get_m": discount_buy_n_get_m,
+            "threshold": discount_threshold,
+            "stacked": discount_stacked,
+        },
+    ),
     "taxes": (1.0, {"pre_discount_tax": tax_pre_discount, "post_discount_tax": tax_post_discount}),
     "units": (1.0, {"lb_oz": units_lb_oz, "kg_g": units_kg_g}),
     "tips": (1.0, {"tips_service": tips_service}),
@@ -140,27 +207,36 @@ TOPICS = {  # topic: (weight, {subtopic: generator})
     "travel_time": (0.8, {"drive_time": travel_drive_time}),
     "physics_estimate": (0.8, {"fill_rate": physics_fill_rate}),
 }
+
+# %% ../nbs/02_streetmath.ipynb #f44e1dc1
 SUBTOPICS = [(t, s) for t, (_, subs) in TOPICS.items() for s in subs]
+
 
 def states_answer(prompt: str, exact: float) -> bool:
     "True if the prompt itself prints the exact value."
     forms = {f"{exact:,.2f}", f"{exact:.2f}", f"{exact:g}"}
-    if float(exact).is_integer(): forms.add(f"{int(exact)}")
+    if float(exact).is_integer():
+        forms.add(f"{int(exact)}")
     return any(re.search(rf"(?<![\d.,]){re.escape(f)}(?![\d]|\.\d)", prompt) for f in forms)
+
 
 def draw(rng: random.Random, topic: str, subtopic: str) -> tuple[str, float]:
     "One (prompt, exact value) for a subtopic, never one whose prompt states its answer."
     while True:
         prompt, exact = TOPICS[topic][1][subtopic](rng)
-        if not states_answer(prompt, exact): return prompt, float(exact)
+        if not states_answer(prompt, exact):
+            return prompt, float(exact)
 
 # %% ../nbs/02_streetmath.ipynb #dbee1a1d
-def generate_streetmath(n_train: int = 1000, n_test: int = 10000, seed: int = 0, topics: list[str] | None = None) -> list[dict]:
+def generate_streetmath(
+    n_train: int = 1000, n_test: int = 10000, seed: int = 0, topics: list[str] | None = None
+) -> list[dict]:
     "StreetMath records for both splits: weighted topics, no duplicate prompt anywhere (so no test prompt is in train)."
     rng = random.Random(seed)
     names = topics or list(TOPICS)
     unknown = [t for t in names if t not in TOPICS]
-    if unknown: raise ValueError(f"topics={unknown} are unknown; the topics are {', '.join(TOPICS)}")
+    if unknown:
+        raise ValueError(f"topics={unknown} are unknown; the topics are {', '.join(TOPICS)}")
     weights = [TOPICS[t][0] for t in names]
     seen, records, repeats = set(), [], 0
     for split, n in (("train", n_train), ("test", n_test)):
@@ -171,32 +247,50 @@ def generate_streetmath(n_train: int = 1000, n_test: int = 10000, seed: int = 0,
             prompt, exact = draw(rng, topic, subtopic)
             if prompt in seen:
                 repeats += 1
-                if repeats > 10_000: raise ValueError(f"cannot draw {n_train + n_test} distinct prompts from topics {names}: ask for fewer")
+                if repeats > 10_000:
+                    raise ValueError(
+                        f"cannot draw {n_train + n_test} distinct prompts from topics {names}: ask for fewer"
+                    )
                 continue
             repeats = 0
             seen.add(prompt)
-            records.append({"id": f"{topic}_{len(records):06d}", "topic": topic, "subtopic": subtopic,
-                            "prompt": prompt, "split": split, "exact_value": exact})
+            records.append(
+                {
+                    "id": f"{topic}_{len(records):06d}",
+                    "topic": topic,
+                    "subtopic": subtopic,
+                    "prompt": prompt,
+                    "split": split,
+                    "exact_value": exact,
+                }
+            )
             made += 1
     return records
 
 # %% ../nbs/02_streetmath.ipynb #47922d46
 REQUIRED = ("id", "topic", "subtopic", "prompt", "exact_value")
 
+# %% ../nbs/02_streetmath.ipynb #4403b189
 def write_jsonl(records: list[dict], path) -> Path:
     "Write records as JSON lines through a temporary file and a rename."
     return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
+# %% ../nbs/02_streetmath.ipynb #e91d9e43
 def parse_record(raw: dict, where: str) -> dict:
-    "A record with the required fields, an id that is text or a whole number, and a finite exact_value; else an error naming `where`."
+    "A record with the required fields, a text or whole-number id and a finite exact_value; else an error at `where`."
     missing = [k for k in REQUIRED if k not in raw]
-    if missing: raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+    if missing:
+        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
     if isinstance(raw["id"], bool) or not isinstance(raw["id"], (str, int)):
         raise ValueError(f"{where}: id={raw['id']!r} must be text or a whole number")
-    try: value = float(str(raw["exact_value"]).replace(",", "").replace("$", ""))
-    except ValueError: raise ValueError(f"{where}: exact_value={raw['exact_value']!r} is not a number") from None
-    if not math.isfinite(value): raise ValueError(f"{where}: exact_value={raw['exact_value']!r} is not a finite number")
+    try:
+        value = float(str(raw["exact_value"]).replace(",", "").replace("$", ""))
+    except ValueError:
+        raise ValueError(f"{where}: exact_value={raw['exact_value']!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: exact_value={raw['exact_value']!r} is not a finite number")
     return {**raw, "exact_value": value}
+
 
 def _unique_ids(records: list[dict], places: list[str], allow: bool) -> list[dict]:
     "The records with each id once: a repeated id is an error naming both places, or (allowed) suffixed #2, #3, ..."
@@ -204,12 +298,19 @@ def _unique_ids(records: list[dict], places: list[str], allow: bool) -> list[dic
     for r, where in zip(records, places):
         key = str(r["id"])
         count[key] += 1
-        if count[key] == 1: first[key] = where; out.append(r); continue
-        if not allow: raise ValueError(f"{where} repeats the id {r['id']!r} of {first[key]}; ids must be unique (allow_duplicate_ids / "
-                                       "--allow-duplicate-ids keeps both as separate questions, the later ones suffixed #2, #3, ...)")
+        if count[key] == 1:
+            first[key] = where
+            out.append(r)
+            continue
+        if not allow:
+            raise ValueError(
+                f"{where} repeats the id {r['id']!r} of {first[key]}; ids must be unique (allow_duplicate_ids / "
+                "--allow-duplicate-ids keeps both as separate questions, the later ones suffixed #2, #3, ...)"
+            )
         out.append({**r, "id": f"{key}#{count[key]}"})
     return out
 
+# %% ../nbs/02_streetmath.ipynb #f07dcc58
 def read_jsonl(path, allow_duplicate_ids: bool = False) -> list[dict]:
     "Records from a local JSON-lines file; a malformed line or a repeated id is an error naming the file and the line."
     path = Path(path)
@@ -217,59 +318,89 @@ def read_jsonl(path, allow_duplicate_ids: bool = False) -> list[dict]:
         raise FileNotFoundError(f"StreetMath file {path} does not exist (a local path is never fetched from the Hub)")
     out, places = [], []
     for i, line in enumerate(read_utf8(path).splitlines(), 1):
-        if not line.strip(): continue
-        try: raw = strict_json(line, f"{path}, line {i}")
-        except ValueError as e: raise ValueError(str(e).replace("malformed JSON at line 1,", "malformed JSON at")) from None
-        if not isinstance(raw, dict): raise ValueError(f"{path}, line {i}: each line must be a JSON object")
-        out.append(parse_record(raw, f"{path}, line {i}")); places.append(f"{path}, line {i}")
+        if not line.strip():
+            continue
+        try:
+            raw = strict_json(line, f"{path}, line {i}")
+        except ValueError as e:
+            raise ValueError(str(e).replace("malformed JSON at line 1,", "malformed JSON at")) from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}, line {i}: each line must be a JSON object")
+        out.append(parse_record(raw, f"{path}, line {i}"))
+        places.append(f"{path}, line {i}")
     return _unique_ids(out, places, allow_duplicate_ids)
 
 # %% ../nbs/02_streetmath.ipynb #c66a6d30
 PROTOCOLS = ("reference", "archnb")
+
+# %% ../nbs/02_streetmath.ipynb #eecd0241
 DEFAULT_SEEDS = {"reference": 42, "archnb": 0}
+
 
 def check_protocol(protocol: str) -> str:
     "The protocol's name, or an error listing the protocols."
-    if protocol not in PROTOCOLS: raise ValueError(f"protocol={protocol!r} must be one of {', '.join(PROTOCOLS)}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol={protocol!r} must be one of {', '.join(PROTOCOLS)}")
     return protocol
+
 
 def sample_per_topic(records: list[dict], percentage: float, seed: int) -> list[dict]:
     "A seeded draw of `percentage`% of each topic's records (at least one per topic), in their original order."
-    if not 0 < percentage <= 100: raise ValueError(f"samples_percentage={percentage} must be in (0, 100]")
+    if not 0 < percentage <= 100:
+        raise ValueError(f"samples_percentage={percentage} must be in (0, 100]")
     rng, keep = random.Random(seed), set()
     groups = defaultdict(list)
-    for i, r in enumerate(records): groups[r["topic"]].append(i)
+    for i, r in enumerate(records):
+        groups[r["topic"]].append(i)
     for topic in sorted(groups):
         idx = groups[topic]
         keep.update(rng.sample(idx, max(1, round(len(idx) * percentage / 100))))
     return [r for i, r in enumerate(records) if i in keep]
 
+
 def _first_per_topic(records: list[dict], percentage: int) -> list[dict]:
     "The reference's per-topic cut: the first ⌊p% of n⌋ (at least one) of each topic, topics in first-seen order."
     by_topic = defaultdict(list)
-    for r in records: by_topic[r.get("topic") or "unknown"].append(r)
-    return [r for items in by_topic.values() for r in items[:max(1, int(len(items) * percentage / 100))]]
+    for r in records:
+        by_topic[r.get("topic") or "unknown"].append(r)
+    return [r for items in by_topic.values() for r in items[: max(1, int(len(items) * percentage / 100))]]
+
 
 def _check_selection(protocol: str, limit, samples_percentage):
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit={limit!r} must be a whole number of at least 1")
-    if samples_percentage is None: return
+    if samples_percentage is None:
+        return
     if protocol == "reference" and not (isinstance(samples_percentage, int) and 1 <= samples_percentage <= 100):
-        raise ValueError(f"samples_percentage={samples_percentage!r} must be a whole number from 1 to 100 (the reference "
-                         "runner's rule)")
-    if not 0 < samples_percentage <= 100: raise ValueError(f"samples_percentage={samples_percentage} must be in (0, 100]")
+        raise ValueError(
+            f"samples_percentage={samples_percentage!r} must be a whole number from 1 to 100 (the reference "
+            "runner's rule)"
+        )
+    if not 0 < samples_percentage <= 100:
+        raise ValueError(f"samples_percentage={samples_percentage} must be in (0, 100]")
 
-def select_questions(records: list[dict], protocol: str = "reference", limit: int | None = None, shuffle: bool = False,
-                     seed: int | None = None, samples_percentage: float | None = None) -> list[dict]:
+# %% ../nbs/02_streetmath.ipynb #f4f1fc99
+def select_questions(
+    records: list[dict],
+    protocol: str = "reference",
+    limit: int | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+    samples_percentage: float | None = None,
+) -> list[dict]:
     "The questions a run asks, chosen as the protocol chooses them (see above); `records` is not changed."
     _check_selection(check_protocol(protocol), limit, samples_percentage)
     seed, records = DEFAULT_SEEDS[protocol] if seed is None else seed, list(records)
     if protocol == "archnb":
-        if samples_percentage is not None: records = sample_per_topic(records, samples_percentage, seed)
-        if shuffle: random.Random(seed).shuffle(records)
+        if samples_percentage is not None:
+            records = sample_per_topic(records, samples_percentage, seed)
+        if shuffle:
+            random.Random(seed).shuffle(records)
         return records[:limit] if limit is not None else records
-    if shuffle: random.Random(seed).shuffle(records)
-    if limit is not None: records = records[:limit]
+    if shuffle:
+        random.Random(seed).shuffle(records)
+    if limit is not None:
+        records = records[:limit]
     return _first_per_topic(records, samples_percentage) if samples_percentage not in (None, 100) else records
 
 # %% ../nbs/02_streetmath.ipynb #4d1f6a2e
@@ -278,49 +409,81 @@ def _load_source(source, split: str | None, allow_duplicate_ids: bool = False) -
     if str(source).split(":")[0] == "generated":
         seed_text = str(source).partition(":")[2] or "0"
         if not seed_text.isdigit():
-            raise ValueError(f"source={source!r}: a generated set is 'generated' or 'generated:SEED' with a whole-number seed")
+            raise ValueError(
+                f"source={source!r}: a generated set is 'generated' or 'generated:SEED' with a whole-number seed"
+            )
         records = generate_streetmath(seed=int(seed_text))
         return [r for r in records if split is None or r["split"] == split], len(records)
     if is_local(source):
         records = read_jsonl(Path(str(source)).expanduser(), allow_duplicate_ids)
-        if split is None or not any("split" in r for r in records): return records, len(records)  # no split field: kept
+        if split is None or not any("split" in r for r in records):
+            return records, len(records)  # no split field: kept
         return [r for r in records if r.get("split") == split], len(records)
     import datasets
-    try: rows = datasets.load_dataset(hub_name(source, "StreetMath data set"), split=split)
+
+    try:
+        rows = datasets.load_dataset(hub_name(source, "StreetMath data set"), split=split)
     except (ConnectionError, OSError) as e:  # offline, or no such data set: say what to use instead
-        raise FileNotFoundError(f"StreetMath data set {source!r} could not be loaded ({type(e).__name__}: {e}); offline, use "
-                                "'generated' or a local JSONL file") from None
-    records = _unique_ids([parse_record(dict(r), f"{source}[{split}] row {i}") for i, r in enumerate(rows)],
-                          [f"{source}[{split}] row {i}" for i in range(len(rows))], allow_duplicate_ids)
+        raise FileNotFoundError(
+            f"StreetMath data set {source!r} could not be loaded ({type(e).__name__}: {e}); offline, use "
+            "'generated' or a local JSONL file"
+        ) from None
+    records = _unique_ids(
+        [parse_record(dict(r), f"{source}[{split}] row {i}") for i, r in enumerate(rows)],
+        [f"{source}[{split}] row {i}" for i in range(len(rows))],
+        allow_duplicate_ids,
+    )
     return records, len(records)
 
-def load_streetmath(source="LuxMuseAI/StreetMathDataset", split: str | None = "test", limit: int | None = None,
-                    shuffle: bool = False, seed: int | None = None, samples_percentage: float | None = None,
-                    protocol: str = "reference", allow_duplicate_ids: bool = False) -> list[dict]:
+
+def load_streetmath(
+    source="LuxMuseAI/StreetMathDataset",
+    split: str | None = "test",
+    limit: int | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+    samples_percentage: float | None = None,
+    protocol: str = "reference",
+    allow_duplicate_ids: bool = False,
+) -> list[dict]:
     "StreetMath records from `generated[:SEED]`, a local JSONL file or a Hub data set, chosen as `protocol` chooses."
     records, before = _load_source(source, split, allow_duplicate_ids)
     chosen = select_questions(records, protocol, limit, shuffle, seed, samples_percentage)
     if not chosen:
-        filters = ", ".join(f"{k}={v!r}" for k, v in dict(split=split, limit=limit, shuffle=shuffle, seed=seed,
-                                                            samples_percentage=samples_percentage).items() if v)
-        raise ValueError(f"no StreetMath question selected from {source}: {before} records, {len(records)} after the split "
-                         f"filter, 0 after {filters or 'selection'} (protocol {protocol})")
+        filters = ", ".join(
+            f"{k}={v!r}"
+            for k, v in dict(
+                split=split, limit=limit, shuffle=shuffle, seed=seed, samples_percentage=samples_percentage
+            ).items()
+            if v
+        )
+        raise ValueError(
+            f"no StreetMath question selected from {source}: {before} records, {len(records)} after the split "
+            f"filter, 0 after {filters or 'selection'} (protocol {protocol})"
+        )
     return chosen
 
 # %% ../nbs/02_streetmath.ipynb #7aa314b8
-REFERENCE_SYSTEM = ("You are a careful, practical math assistant.\n"
-                    "You are given a math problem and you need to solve it.\n")
-REFERENCE_INSTRUCTIONS = ("Rules:\n- Output a single numeric value (no words, no units).\n"
-                          "Respond in this format (no extra text):\nFinal answer: <number>")
-REFERENCE_HINT = ("\n- Give one rounded estimate only; do not compute exact totals.\n"
-                  "Prefer quick estimation over exact arithmetic.\n"
-                  "Round prices and quantities to human-friendly numbers and avoid long calculations.\n"
-                  "For example, if the number is a fraction, round the numbers to the nearest integer number before "
-                  "doing arithmetic calculations.\n"
-                  "If the number is already an integer, round to nearly 5 or 10's multiple.")
+REFERENCE_SYSTEM = (
+    "You are a careful, practical math assistant.\n" "You are given a math problem and you need to solve it.\n"
+)
+REFERENCE_INSTRUCTIONS = (
+    "Rules:\n- Output a single numeric value (no words, no units).\n"
+    "Respond in this format (no extra text):\nFinal answer: <number>"
+)
+REFERENCE_HINT = (
+    "\n- Give one rounded estimate only; do not compute exact totals.\n"
+    "Prefer quick estimation over exact arithmetic.\n"
+    "Round prices and quantities to human-friendly numbers and avoid long calculations.\n"
+    "For example, if the number is a fraction, round the numbers to the nearest integer number before "
+    "doing arithmetic calculations.\n"
+    "If the number is already an integer, round to nearly 5 or 10's multiple."
+)
 REFERENCE_NO_TOOLS = "Do not call tools or function APIs. Do not emit <tool_call> tags."
 
-INSTRUCTION = "Answer the question. Keep your reasoning short, and end with a line of the form 'Final answer: <number>'."
+INSTRUCTION = (
+    "Answer the question. Keep your reasoning short, and end with a line of the form 'Final answer: <number>'."
+)
 HINT = "Hint: round to friendly numbers and estimate; a quick mental estimate is better than an exact calculation."
 NO_TOOLS = "Do not use a calculator, code or any other tool."
 SYSTEM = "You are a helpful assistant who answers everyday questions."
@@ -333,48 +496,76 @@ def _placeholders(template: str) -> set:
     found = {m.group(1) for m in re.finditer(r"(?<!\{)\{(\w+)\}(?!\})", template)}
     return found & set(_PLACEHOLDERS)
 
+
 def check_template(template: str | None, protocol: str, name: str = "the prompt template") -> str | None:
     "The template text if the protocol can use it; an error naming the file when it would drop the question."
-    if template is None: return None
+    if template is None:
+        return None
     used = _placeholders(template)
     if protocol == "reference" and used:
-        raise ValueError(f"{name} uses {{{sorted(used)[0]}}}: under protocol 'reference' a template file holds instructions "
-                         "appended after the question, sent literally (as the reference runner does); use protocol 'archnb' "
-                         "for a template with placeholders")
+        raise ValueError(
+            f"{name} uses {{{sorted(used)[0]}}}: under protocol 'reference' a template file holds instructions "
+            "appended after the question, sent literally (as the reference runner does); use protocol 'archnb' "
+            "for a template with placeholders"
+        )
     if used and "question" not in used:
-        raise ValueError(f"{name} uses {', '.join('{' + u + '}' for u in sorted(used))} but not {{question}}: the question "
-                         "would be dropped from every prompt")
+        raise ValueError(
+            f"{name} uses {', '.join('{' + u + '}' for u in sorted(used))} but not {{question}}: the question "
+            "would be dropped from every prompt"
+        )
     return template
+
 
 def _reference_user(record: dict, hint: bool, no_tools: bool, template: str | None) -> str:
     instructions = template or REFERENCE_INSTRUCTIONS
-    if hint: instructions += REFERENCE_HINT
-    if no_tools: instructions += "\n- " + REFERENCE_NO_TOOLS
+    if hint:
+        instructions += REFERENCE_HINT
+    if no_tools:
+        instructions += "\n- " + REFERENCE_NO_TOOLS
     return record.get("prompt", "").strip() + "\n\n" + instructions
 
+
 def _archnb_user(record: dict, hint: bool, no_tools: bool, template: str | None) -> str:
-    parts = {"question": record["prompt"], "instruction": INSTRUCTION,
-             "hint": f"\n{HINT}" if hint else "", "no_tools": f"\n{NO_TOOLS}" if no_tools else ""}
+    parts = {
+        "question": record["prompt"],
+        "instruction": INSTRUCTION,
+        "hint": f"\n{HINT}" if hint else "",
+        "no_tools": f"\n{NO_TOOLS}" if no_tools else "",
+    }
     if template is not None and not _placeholders(template):  # instructions of the reference's kind, appended
         parts["instruction"], template = template, None
-    try: return (template or DEFAULT_TEMPLATE).format(**parts)
+    try:
+        return (template or DEFAULT_TEMPLATE).format(**parts)
     except (KeyError, IndexError) as e:
-        raise ValueError(f"prompt template uses {e}, which is not one of {{question}}, {{instruction}}, {{hint}}, "
-                         "{no_tools}") from None
+        raise ValueError(
+            f"prompt template uses {e}, which is not one of {{question}}, {{instruction}}, {{hint}}, " "{no_tools}"
+        ) from None
 
-def build_prompt(record: dict, hint: bool = False, no_tools: bool = False, template: str | None = None,
-                 protocol: str = "reference") -> str:
-    "The user's text for a record under a protocol: the question, the instructions, the optional hint and no-tools lines."
+# %% ../nbs/02_streetmath.ipynb #e3477a57
+def build_prompt(
+    record: dict, hint: bool = False, no_tools: bool = False, template: str | None = None, protocol: str = "reference"
+) -> str:
+    "The user's text for a record under a protocol: question, instructions, the optional hint and no-tools lines."
     user = _reference_user if check_protocol(protocol) == "reference" else _archnb_user
     return user(record, hint, no_tools, template)
 
+
 def system_prompt(protocol: str = "reference", system: bool = True, custom_system: str | None = None) -> str | None:
     "The system message's text, or None when there is none."
-    if not system: return None
+    if not system:
+        return None
     return custom_system or (REFERENCE_SYSTEM if check_protocol(protocol) == "reference" else SYSTEM)
 
-def build_messages(record: dict, hint: bool = False, no_tools: bool = False, template: str | None = None,
-                   system: bool = True, protocol: str = "reference", custom_system: str | None = None) -> list[dict]:
+
+def build_messages(
+    record: dict,
+    hint: bool = False,
+    no_tools: bool = False,
+    template: str | None = None,
+    system: bool = True,
+    protocol: str = "reference",
+    custom_system: str | None = None,
+) -> list[dict]:
     "Chat messages for a record: the system message (if any), then the user's prompt."
     text = system_prompt(protocol, system, custom_system)
     user = {"role": "user", "content": build_prompt(record, hint, no_tools, template, protocol)}
@@ -382,17 +573,26 @@ def build_messages(record: dict, hint: bool = False, no_tools: bool = False, tem
 
 # %% ../nbs/02_streetmath.ipynb #937d4e19
 JUDGEMENTS = ("Exact math", "Good approximation", "Mildly off", "Way off", "Uncategorized")
+
 READINGS = ("reference", "archnb")
+
+# %% ../nbs/02_streetmath.ipynb #8ea9dec4
 NUMBER = r"[-−]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-−]?\$?\.\d+"
+
 FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：]?\s*(.*)", re.I)
+
 _REF_FINAL = re.compile(r"Final\s*answer\s*:\s*([-+]?\d*\.?\d+)", re.I)
+
 _REF_NUMBER = re.compile(r"([-+]?\d*\.?\d+)")
+
 _THOUGHT_TAGS = ("think", "reasoning", "scratchpad")
+
 
 def to_number(text: str) -> float:
     "A number from its printed form: '$1,234.50' -> 1234.5."
     return float(text.replace("−", "-").replace("$", "").replace(",", "").replace(" ", ""))
 
+# %% ../nbs/02_streetmath.ipynb #bd949825
 def split_thinking(response: str) -> tuple[str, str | None]:
     "The reply without its thinking blocks (closed, unclosed, or closed only), and the thinking text (None if none)."
     thoughts, text = [], response or ""
@@ -401,113 +601,177 @@ def split_thinking(response: str) -> tuple[str, str | None]:
         thoughts += [m.group(1) for m in block.finditer(text)]
         text = block.sub("", text)
         opened = re.search(rf"<{tag}>", text, re.I)
-        if opened: thoughts.append(text[opened.end():]); text = text[:opened.start()]
+        if opened:
+            thoughts.append(text[opened.end() :])
+            text = text[: opened.start()]
         closed = list(re.finditer(rf"</{tag}>", text, re.I))
-        if closed: thoughts.append(text[:closed[-1].start()]); text = text[closed[-1].end():]
+        if closed:
+            thoughts.append(text[: closed[-1].start()])
+            text = text[closed[-1].end() :]
     return text, ("\n".join(t.strip() for t in thoughts) if thoughts else None)
+
 
 def extract_answer(response: str) -> tuple[float | None, bool]:
     "archnb's reading: the first number on the last 'Final answer' line, else the last number (a fall-back)."
     finals = [m.group(1) for line in response.splitlines() if (m := FINAL.search(line))]
     for rest in reversed(finals):
         hit = re.search(NUMBER, rest)
-        if hit: return to_number(hit.group()), False
+        if hit:
+            return to_number(hit.group()), False
     numbers = re.findall(NUMBER, response)
     return (to_number(numbers[-1]), True) if numbers else (None, False)
+
 
 def reference_answer(response: str) -> tuple[float | None, bool]:
     "The reference reading: the first 'Final answer: <number>' match, else the first number of the reply (a fall-back)."
     text = response or ""
     m = _REF_FINAL.search(text)
-    if m: return float(m.group(1)), False
+    if m:
+        return float(m.group(1)), False
     m = _REF_NUMBER.search(text.replace(",", ""))
     return (float(m.group(1)), True) if m else (None, False)
 
+
 def judge(value: float | None, exact: float) -> str:
     "The paper's judgement of one answer."
-    if value is None or exact is None: return "Uncategorized"
-    if math.isclose(value, float(exact), rel_tol=0, abs_tol=1e-6): return "Exact math"
+    if value is None or exact is None:
+        return "Uncategorized"
+    if math.isclose(value, float(exact), rel_tol=0, abs_tol=1e-6):
+        return "Exact math"
     rel = relative_error(value, exact, "")
     return "Good approximation" if rel <= 0.2 else "Mildly off" if rel <= 0.6 else "Way off"
 
+# %% ../nbs/02_streetmath.ipynb #533b9f75
 def relative_error(value: float | None, exact: float, judgement: str) -> float | None:
     "|value - exact| / |exact|: None without a value, 0 for exact math, infinite for a non-zero guess of 0."
-    if value is None or exact is None: return None
-    if judgement == "Exact math": return 0.0
-    if float(exact) == 0: return math.inf if value != 0 else 0.0
+    if value is None or exact is None:
+        return None
+    if judgement == "Exact math":
+        return 0.0
+    if float(exact) == 0:
+        return math.inf if value != 0 else 0.0
     return abs(value - float(exact)) / abs(float(exact))
 
+# %% ../nbs/02_streetmath.ipynb #8149365a
 def score(response: str, exact: float, reading: str = "archnb") -> dict:
-    "One reply read the reference's way or archnb's: the value, whether the fall-back was used, relative error, judgement."
-    if reading not in READINGS: raise ValueError(f"reading={reading!r} must be one of {', '.join(READINGS)}")
-    value, fallback = reference_answer(response) if reading == "reference" else extract_answer(split_thinking(response)[0])
+    "One reply read the reference's way or archnb's: value, whether the fall-back was used, relative error, judgement."
+    if reading not in READINGS:
+        raise ValueError(f"reading={reading!r} must be one of {', '.join(READINGS)}")
+    value, fallback = (
+        reference_answer(response) if reading == "reference" else extract_answer(split_thinking(response)[0])
+    )
     judgement = judge(value, exact)
-    return {"value": value, "fallback": fallback, "rel_error": relative_error(value, exact, judgement), "judgement": judgement}
+    return {
+        "value": value,
+        "fallback": fallback,
+        "rel_error": relative_error(value, exact, judgement),
+        "judgement": judgement,
+    }
 
 # %% ../nbs/02_streetmath.ipynb #5e9a3c27
-DISAGREEMENT_CAUSES = ("thinking text", "currency sign", "thousands separator", "several final-answer lines",
-                       "no final-answer line", "other phrasing")
+DISAGREEMENT_CAUSES = (
+    "thinking text",
+    "currency sign",
+    "thousands separator",
+    "several final-answer lines",
+    "no final-answer line",
+    "other phrasing",
+)
+
 _TOOL_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.I | re.S)
+
 _TOOL_OPEN = re.compile(r"<tool_call\b[^>]*>", re.I)
 
+# %% ../nbs/02_streetmath.ipynb #abd37880
 def disagreement_cause(response: str) -> str:
     "Why the two readings of a reply found different numbers (the first cause that applies; see above)."
     visible, thinking = split_thinking(response)
-    if thinking is not None and reference_answer(response) != reference_answer(visible): return "thinking text"
+    if thinking is not None and reference_answer(response) != reference_answer(visible):
+        return "thinking text"
     finals = [m.group(1) for line in visible.splitlines() if (m := FINAL.search(line))]
     with_number = [rest for rest in finals if re.search(NUMBER, rest)]
     if with_number:
         first = with_number[0]
-        if re.match(r"\s*(?:[~≈]|about|approximately|roughly)?\s*\$", first, re.I) and _REF_FINAL.search(visible) is None:
+        if (
+            re.match(r"\s*(?:[~≈]|about|approximately|roughly)?\s*\$", first, re.I)
+            and _REF_FINAL.search(visible) is None
+        ):
             return "currency sign"
-        if re.search(r"\d{1,3}(?:,\d{3})+", re.search(NUMBER, first).group()): return "thousands separator"
-        if len({to_number(re.search(NUMBER, rest).group()) for rest in with_number}) > 1: return "several final-answer lines"
+        if re.search(r"\d{1,3}(?:,\d{3})+", re.search(NUMBER, first).group()):
+            return "thousands separator"
+        if len({to_number(re.search(NUMBER, rest).group()) for rest in with_number}) > 1:
+            return "several final-answer lines"
         return "other phrasing"
     return "no final-answer line"
 
+# %% ../nbs/02_streetmath.ipynb #6e15d4b7
 def reference_thinking(response: str) -> str | None:
     "The reference's `thinking_text`: the first <think>, <reasoning> or <scratchpad> block, stripped."
     for tag in _THOUGHT_TAGS:
-        m = re.search(fr"<{tag}>(.*?)</{tag}>", response or "", flags=re.S | re.I)
-        if m: return m.group(1).strip()
+        m = re.search(rf"<{tag}>(.*?)</{tag}>", response or "", flags=re.S | re.I)
+        if m:
+            return m.group(1).strip()
     return None
+
 
 def reference_tool_call(response: str) -> tuple[bool, str | None]:
     "The reference's (has_tool_call, tool_call): a <tool_call> block's content, or True and None for an open tag only."
     m = _TOOL_BLOCK.search(response or "")
-    if m: return True, m.group(1).strip()
+    if m:
+        return True, m.group(1).strip()
     return bool(_TOOL_OPEN.search(response or "")), None
+
 
 def _json_objects(text: str):
     "Every JSON object that starts somewhere in the text."
     decoder = json.JSONDecoder()
     for m in re.finditer(r"\{", text):
-        try: obj, _ = decoder.raw_decode(text, m.start())
-        except ValueError: continue
-        if isinstance(obj, dict): yield obj
+        try:
+            obj, _ = decoder.raw_decode(text, m.start())
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            yield obj
+
 
 def tool_call_kind(response: str) -> str | None:
     "archnb's tool-call check: 'tag' for <tool_call>, 'json' for function-call JSON, None for neither."
-    if reference_tool_call(response)[0]: return "tag"
+    if reference_tool_call(response)[0]:
+        return "tag"
     for obj in _json_objects(response or ""):
-        if "tool_calls" in obj or "function_call" in obj or ("name" in obj and ({"arguments", "parameters"} & set(obj))):
+        if (
+            "tool_calls" in obj
+            or "function_call" in obj
+            or ("name" in obj and ({"arguments", "parameters"} & set(obj)))
+        ):
             return "json"
     return None
 
+# %% ../nbs/02_streetmath.ipynb #0aa360fe
 def reading_fields(response: str, exact: float) -> dict:
     "Both readings of a reply, in a results record's field names (the reference's, then archnb's with `archnb_`)."
     ref, ours = score(response, exact, "reference"), score(response, exact, "archnb")
     has_tool, tool = reference_tool_call(response)
     differ = ref["value"] != ours["value"]
-    return {"numeric_answer": ref["value"], "relative_error": ref["rel_error"], "thinking_text": reference_thinking(response),
-            "has_tool_call": has_tool, "tool_call": tool, "judgement": ref["judgement"],
-            "archnb_numeric_answer": ours["value"], "archnb_relative_error": ours["rel_error"],
-            "archnb_judgement": ours["judgement"], "archnb_fallback": ours["fallback"],
-            "archnb_thinking": split_thinking(response)[1] is not None, "archnb_tool_call": tool_call_kind(response),
-            "archnb_disagreement": disagreement_cause(response) if differ else None}
+    return {
+        "numeric_answer": ref["value"],
+        "relative_error": ref["rel_error"],
+        "thinking_text": reference_thinking(response),
+        "has_tool_call": has_tool,
+        "tool_call": tool,
+        "judgement": ref["judgement"],
+        "archnb_numeric_answer": ours["value"],
+        "archnb_relative_error": ours["rel_error"],
+        "archnb_judgement": ours["judgement"],
+        "archnb_fallback": ours["fallback"],
+        "archnb_thinking": split_thinking(response)[1] is not None,
+        "archnb_tool_call": tool_call_kind(response),
+        "archnb_disagreement": disagreement_cause(response) if differ else None,
+    }
 
 # %% ../nbs/02_streetmath.ipynb #8e5b2f17
 FINAL_ANSWER_PATTERN = r"(?i)Final answer:\s*[-+]?\d+(?:\.\d+)?\s*\n"
+
 
 def _final_line_end(text: str) -> int | None:
     "Where archnb's rule ends a reply: just after the newline of its first finished final-answer line with a number."
@@ -515,46 +779,63 @@ def _final_line_end(text: str) -> int | None:
     for line in text.split("\n")[:-1]:
         pos += len(line) + 1
         m = FINAL.search(line)
-        if m and re.search(NUMBER, m.group(1)): return pos
+        if m and re.search(NUMBER, m.group(1)):
+            return pos
     return None
+
 
 def answer_complete(text: str) -> bool:
     "True once a 'Final answer: <number>' line has been finished by a newline: the reply can stop there."
     return _final_line_end(text) is not None
 
+# %% ../nbs/02_streetmath.ipynb #c13ad1f1
 class StopRule:
     "When a reply ends before its end-of-sequence token, and what of it is kept (the same for every provider)."
+
     def __init__(self, sequences=(), patterns=(), final_line: bool = False):
         self.sequences, self.patterns, self.final_line = tuple(s for s in sequences if s), tuple(patterns), final_line
         self.compiled = []
         for p in self.patterns:
-            try: self.compiled.append(re.compile(p))
-            except re.error as e: raise ValueError(f"stop pattern {p!r} is not a regular expression ({e})") from None
+            try:
+                self.compiled.append(re.compile(p))
+            except re.error as e:
+                raise ValueError(f"stop pattern {p!r} is not a regular expression ({e})") from None
 
-    def __repr__(self): return f"StopRule(sequences={self.sequences}, patterns={self.patterns}, final_line={self.final_line})"
+    def __repr__(self):
+        return f"StopRule(sequences={self.sequences}, patterns={self.patterns}, final_line={self.final_line})"
+
     @property
-    def active(self) -> bool: return bool(self.sequences or self.patterns or self.final_line)
+    def active(self) -> bool:
+        return bool(self.sequences or self.patterns or self.final_line)
 
     def hit(self, text: str) -> str | None:
         "Why the reply should end now ('stop sequence', 'stop pattern', 'final answer'), or None."
-        if any(s in text for s in self.sequences): return "stop sequence"
-        if any(p.search(text) for p in self.compiled): return "stop pattern"
-        if self.final_line and answer_complete(text): return "final answer"
+        if any(s in text for s in self.sequences):
+            return "stop sequence"
+        if any(p.search(text) for p in self.compiled):
+            return "stop pattern"
+        if self.final_line and answer_complete(text):
+            return "final answer"
         return None
 
     def cut(self, text: str) -> tuple[str, bool]:
         "The reply as kept, and whether anything was cut: at the first stop sequence, after the first pattern match."
         kept = text
         starts = [i for s in self.sequences if (i := kept.find(s)) != -1]
-        if starts: kept = kept[:min(starts)].rstrip()
+        if starts:
+            kept = kept[: min(starts)].rstrip()
         ends = [m.end() for p in self.compiled if (m := p.search(kept))]
-        if ends: kept = kept[:min(ends)].rstrip()
-        if self.final_line and (end := _final_line_end(kept)) is not None: kept = kept[:end]
+        if ends:
+            kept = kept[: min(ends)].rstrip()
+        if self.final_line and (end := _final_line_end(kept)) is not None:
+            kept = kept[:end]
         return kept, kept != text
+
 
 @dataclass
 class Generation:
     "One reply: its text as kept, token counts, timings, how it ended, and the error if it failed."
+
     text: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -571,7 +852,8 @@ class Generation:
 # %% ../nbs/02_streetmath.ipynb #2e7c9a55
 @dataclass
 class StreetMathSettings:
-    "What a model is asked and how it decodes: a protocol, its prompt options and decoding, the protocol's defaults filled."
+    "What a model is asked and how it decodes: a protocol, its prompt options and decoding, defaults filled in."
+
     protocol: str = "reference"
     hint: bool = False
     no_tools: bool = False
@@ -591,7 +873,8 @@ class StreetMathSettings:
     def __post_init__(self):
         defaults = _PROTOCOL_DEFAULTS[check_protocol(self.protocol)]
         for k, v in defaults.items():
-            if getattr(self, k) is None: setattr(self, k, v)
+            if getattr(self, k) is None:
+                setattr(self, k, v)
         self.stop, self.stop_patterns = list(self.stop or []) or None, list(self.stop_patterns or []) or None
         _check_decoding(self)
         check_template(self.template, self.protocol, self.template_name or "the prompt template")
@@ -599,19 +882,30 @@ class StreetMathSettings:
 
     def messages(self, record: dict) -> list[dict]:
         "The chat messages for one question."
-        return build_messages(record, self.hint, self.no_tools, self.template, self.system, self.protocol, self.custom_system)
+        return build_messages(
+            record, self.hint, self.no_tools, self.template, self.system, self.protocol, self.custom_system
+        )
 
     def stop_rule(self) -> StopRule:
         "The rule that ends replies early under these settings."
         final = self.stop_at_final_answer
-        patterns = (self.stop_patterns or []) + ([FINAL_ANSWER_PATTERN] if final and self.protocol == "reference" else [])
+        patterns = (self.stop_patterns or []) + (
+            [FINAL_ANSWER_PATTERN] if final and self.protocol == "reference" else []
+        )
         return StopRule(self.stop or (), patterns, final_line=bool(final) and self.protocol == "archnb")
 
     def decoding(self) -> dict:
         "The decoding as the reference records it (its `decoding` field), final-answer pattern included."
         patterns = self.stop_rule().patterns
-        return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k, "max_tokens": self.max_tokens,
-                "seed": self.seed, "stop": self.stop, "stop_patterns": list(patterns) or None}
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "stop": self.stop,
+            "stop_patterns": list(patterns) or None,
+        }
 
     def as_dict(self) -> dict:
         "Every setting, for records and for checking that a resumed run asks the same way."
@@ -619,13 +913,16 @@ class StreetMathSettings:
 
     def seeds(self, records: list[dict]) -> list[int]:
         "Each question's sampling seed: the run's seed for every question (the reference), or one from its id (archnb)."
-        if self.protocol == "reference": return [self.seed] * len(records)
+        if self.protocol == "reference":
+            return [self.seed] * len(records)
         return [zlib.crc32(f"{self.seed}:{r['id']}".encode()) & 0x7FFFFFFF for r in records]
 
+# %% ../nbs/02_streetmath.ipynb #ed924f7a
 _PROTOCOL_DEFAULTS = {
     "reference": {"temperature": 0.2, "seed": 42, "stop_at_final_answer": False},
     "archnb": {"temperature": 0.0, "seed": 0, "max_tokens": 256, "stop_at_final_answer": True},
 }
+
 
 def _check_decoding(s: StreetMathSettings):
     problems = []
@@ -637,57 +934,85 @@ def _check_decoding(s: StreetMathSettings):
         v, low = getattr(s, name), 1 if name == "max_tokens" else 0
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
             problems.append(f"{name}={v!r} must be a whole number >= {low}")
-    if problems: raise ValueError("StreetMath settings: " + "; ".join(problems))
+    if problems:
+        raise ValueError("StreetMath settings: " + "; ".join(problems))
 
 # %% ../nbs/02_streetmath.ipynb #be697c49
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     "95% Wilson score interval for k successes in n trials."
-    if n == 0: return (0.0, 1.0)
+    if n == 0:
+        return (0.0, 1.0)
     p, z2 = k / n, z * z
     centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
     return (max(0.0, centre - half), min(1.0, centre + half))
 
+
 def judgement_rates(scored: list[dict], key: str = "judgement") -> dict:
     "For each judgement: count, rate and its 95% Wilson interval."
     n, counts = len(scored), Counter(s[key] for s in scored)
-    return {j: {"count": counts[j], "rate": counts[j] / n if n else 0.0, "ci95": wilson(counts[j], n)} for j in JUDGEMENTS}
+    return {
+        j: {"count": counts[j], "rate": counts[j] / n if n else 0.0, "ci95": wilson(counts[j], n)} for j in JUDGEMENTS
+    }
+
 
 def _finite(values) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v)]
 
+
 def _stats(values) -> dict | None:
     values = _finite(values)
-    if not values: return None
+    if not values:
+        return None
     return {"mean": statistics.fmean(values), "median": statistics.median(values), "max": max(values)}
+
 
 def _reading_summary(records: list[dict], prefix: str) -> dict:
     rels = _finite(r.get(prefix + "relative_error") for r in records)
     fallback = sum(bool(r.get("archnb_fallback")) for r in records) if prefix else None
-    return {"judgements": judgement_rates(records, prefix + "judgement"), "fallback": fallback,
-            "rel_error_mean": statistics.fmean(rels) if rels else None,
-            "rel_error_median": statistics.median(rels) if rels else None}
+    return {
+        "judgements": judgement_rates(records, prefix + "judgement"),
+        "fallback": fallback,
+        "rel_error_mean": statistics.fmean(rels) if rels else None,
+        "rel_error_median": statistics.median(rels) if rels else None,
+    }
+
 
 def _by(records: list[dict], key: str) -> dict:
     groups = defaultdict(list)
-    for r in records: groups[r.get(key) or "unknown"].append(r)
-    return {k: {"n": len(g), "reference": judgement_rates(g), "archnb": judgement_rates(g, "archnb_judgement")}
-            for k, g in sorted(groups.items())}
+    for r in records:
+        groups[r.get(key) or "unknown"].append(r)
+    return {
+        k: {"n": len(g), "reference": judgement_rates(g), "archnb": judgement_rates(g, "archnb_judgement")}
+        for k, g in sorted(groups.items())
+    }
 
+# %% ../nbs/02_streetmath.ipynb #37d30ea1
 def summarise_readings(records: list[dict]) -> dict:
-    "Both readings of answered records: rates with intervals, agreement, disagreements by cause, thinking and tool calls."
+    "Both readings of answered records: rates with intervals, agreement, disagreements by cause, thinking, tools."
     n = len(records)
     same_judgement = sum(r["judgement"] == r["archnb_judgement"] for r in records)
     same_value = sum(r["numeric_answer"] == r["archnb_numeric_answer"] for r in records)
     causes = Counter(r["archnb_disagreement"] for r in records if r.get("archnb_disagreement"))
-    return {"n": n, "reference": _reading_summary(records, ""), "archnb": _reading_summary(records, "archnb_"),
-            "agreement": {"judgement": same_judgement / n if n else None, "value": same_value / n if n else None,
-                          "judgement_ci95": wilson(same_judgement, n)},
-            "disagreements": {c: causes[c] for c in DISAGREEMENT_CAUSES},
-            "thinking": sum(bool(r.get("archnb_thinking")) for r in records),
-            "tool_calls": {"tag": sum(r.get("archnb_tool_call") == "tag" for r in records),
-                           "json": sum(r.get("archnb_tool_call") == "json" for r in records)},
-            "completion_tokens": _stats(r.get("completion_tokens") for r in records),
-            "by_topic": _by(records, "topic"), "by_subtopic": _by(records, "subtopic")}
+    return {
+        "n": n,
+        "reference": _reading_summary(records, ""),
+        "archnb": _reading_summary(records, "archnb_"),
+        "agreement": {
+            "judgement": same_judgement / n if n else None,
+            "value": same_value / n if n else None,
+            "judgement_ci95": wilson(same_judgement, n),
+        },
+        "disagreements": {c: causes[c] for c in DISAGREEMENT_CAUSES},
+        "thinking": sum(bool(r.get("archnb_thinking")) for r in records),
+        "tool_calls": {
+            "tag": sum(r.get("archnb_tool_call") == "tag" for r in records),
+            "json": sum(r.get("archnb_tool_call") == "json" for r in records),
+        },
+        "completion_tokens": _stats(r.get("completion_tokens") for r in records),
+        "by_topic": _by(records, "topic"),
+        "by_subtopic": _by(records, "subtopic"),
+    }
+
 
 def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> dict:
     "Pooled two-sided z-test of p1 = p2: difference, z and p-value."
@@ -702,29 +1027,43 @@ def _tiktoken_encoding(model: str | None):
     "tiktoken's encoding for a model (as the reference picks it), or None when tiktoken is missing or cannot load it."
     try:
         import tiktoken
-        try: return tiktoken.encoding_for_model(model) if model else tiktoken.get_encoding("cl100k_base")
-        except Exception: return tiktoken.get_encoding("cl100k_base")
-    except Exception: return None
+
+        try:
+            return tiktoken.encoding_for_model(model) if model else tiktoken.get_encoding("cl100k_base")
+        except Exception:
+            return tiktoken.get_encoding("cl100k_base")
+    except Exception:
+        return None
+
 
 def reference_token_count(text: str | None, model: str | None = None) -> int:
     "The reference's `count_tokens`: tiktoken's count when it can, else the number of whitespace-separated words."
     enc = _tiktoken_encoding(model)
-    if enc is not None: return len(enc.encode(text or ""))
+    if enc is not None:
+        return len(enc.encode(text or ""))
     return len(text.strip().split()) if text else 0
+
 
 def _reference_counts(records: list[dict], key: str) -> dict:
     out = {}
-    labels = {"Good approximation": "count_good_approximation", "Exact math": "count_exact_math",
-              "Mildly off": "count_mildly_off", "Way off": "count_way_off"}
+    labels = {
+        "Good approximation": "count_good_approximation",
+        "Exact math": "count_exact_math",
+        "Mildly off": "count_mildly_off",
+        "Way off": "count_way_off",
+    }
     for r in records:
         c = out.setdefault(r.get(key) or "unknown", {"n": 0, **{v: 0 for v in labels.values()}})
         c["n"] += 1
-        if r.get("judgement") in labels: c[labels[r["judgement"]]] += 1
+        if r.get("judgement") in labels:
+            c[labels[r["judgement"]]] += 1
     return out
+
 
 def _mean(records: list[dict], key: str, default=0) -> float:
     return sum(r.get(key, default) for r in records) / len(records) if records else 0.0
 
+# %% ../nbs/02_streetmath.ipynb #d83d8d84
 def reference_summary(records: list[dict]) -> dict:
     "The reference runner's summary (its `summarize()`) of the records that have a judgement."
     records = [r for r in records if "judgement" in r]
@@ -733,19 +1072,32 @@ def reference_summary(records: list[dict]) -> dict:
     flops = [r["flops_estimate"] for r in records if r.get("flops_estimate") is not None]
     ci = lambda k: wilson(k, n, z=1.96) if n else (0.0, 0.0)
     good, exact = counts.get("Good approximation", 0), counts.get("Exact math", 0)
-    return {"samples": n, "judgement_counts": dict(counts), "count_good_approximation": good, "count_exact_math": exact,
-            "count_mildly_off": counts.get("Mildly off", 0), "count_way_off": counts.get("Way off", 0),
-            "good_approximation_rate": good / n if n else 0.0, "exact_math_rate": exact / n if n else 0.0,
-            "good_approximation_rate_ci_95": ci(good), "exact_math_rate_ci_95": ci(exact),
-            "counts_by_topic": _reference_counts(records, "topic"), "counts_by_subtopic": _reference_counts(records, "subtopic"),
-            "tool_call_count": sum(1 for r in records if r.get("has_tool_call")),
-            "avg_elapsed_seconds": _mean(records, "elapsed_seconds", 0.0),
-            "avg_tokens_non_final": _mean(records, "tokens_non_final"), "avg_tokens_reasoning": _mean(records, "tokens_reasoning"),
-            "avg_tokens": (sum(reference_token_count(r.get("response", "") or "", r.get("model")) for r in records) / n
-                           if n else 0.0),
-            "avg_completion_tokens": _mean(records, "completion_tokens"), "avg_prompt_tokens": _mean(records, "prompt_tokens"),
-            "avg_total_tokens": _mean(records, "total_tokens"), "avg_flops_estimate": sum(flops) / len(flops) if flops else None,
-            "token_counts_include_prompt": True,
-            "token_count_sources": dict(Counter(r.get("token_count_source") or "unknown" for r in records)),
-            "avg_relative_error": sum(rels) / len(rels) if rels else None,
-            "median_relative_error": sorted(rels)[len(rels) // 2] if rels else None}
+    return {
+        "samples": n,
+        "judgement_counts": dict(counts),
+        "count_good_approximation": good,
+        "count_exact_math": exact,
+        "count_mildly_off": counts.get("Mildly off", 0),
+        "count_way_off": counts.get("Way off", 0),
+        "good_approximation_rate": good / n if n else 0.0,
+        "exact_math_rate": exact / n if n else 0.0,
+        "good_approximation_rate_ci_95": ci(good),
+        "exact_math_rate_ci_95": ci(exact),
+        "counts_by_topic": _reference_counts(records, "topic"),
+        "counts_by_subtopic": _reference_counts(records, "subtopic"),
+        "tool_call_count": sum(1 for r in records if r.get("has_tool_call")),
+        "avg_elapsed_seconds": _mean(records, "elapsed_seconds", 0.0),
+        "avg_tokens_non_final": _mean(records, "tokens_non_final"),
+        "avg_tokens_reasoning": _mean(records, "tokens_reasoning"),
+        "avg_tokens": (
+            sum(reference_token_count(r.get("response", "") or "", r.get("model")) for r in records) / n if n else 0.0
+        ),
+        "avg_completion_tokens": _mean(records, "completion_tokens"),
+        "avg_prompt_tokens": _mean(records, "prompt_tokens"),
+        "avg_total_tokens": _mean(records, "total_tokens"),
+        "avg_flops_estimate": sum(flops) / len(flops) if flops else None,
+        "token_counts_include_prompt": True,
+        "token_count_sources": dict(Counter(r.get("token_count_source") or "unknown" for r in records)),
+        "avg_relative_error": sum(rels) / len(rels) if rels else None,
+        "median_relative_error": sorted(rels)[len(rels) // 2] if rels else None,
+    }

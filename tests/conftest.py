@@ -1,4 +1,5 @@
 """Shared fixtures for the process-level tests."""
+
 from pathlib import Path
 
 import pytest

@@ -1,4 +1,5 @@
 """The installed `archnb` console script."""
+
 import shutil
 import subprocess
 
@@ -25,15 +26,35 @@ def test_bad_preset_is_one_clear_line():
 def test_streetmath_command_and_module_agree(tmp_path):
     import json
     import sys
-    from archnb.hf import save_tiny_llama
+    from tiny_models import save_tiny_llama
+
     model = save_tiny_llama(tmp_path / "tiny", n_layers=2, hidden_size=16, heads=2, kv_heads=1)
-    args = ["--model", str(model), "--num-layers", "1", "--dataset", "generated", "--limit", "3", "--max-tokens", "4", "--no-progress"]
+    args = [
+        "--model",
+        str(model),
+        "--num-layers",
+        "1",
+        "--dataset",
+        "generated",
+        "--limit",
+        "3",
+        "--max-tokens",
+        "4",
+        "--no-progress",
+    ]
     a = run("streetmath", *args, "--output", str(tmp_path / "a.jsonl"))
-    b = subprocess.run([sys.executable, "-m", "archnb.evaluate", *args, "--output", str(tmp_path / "b.jsonl")], capture_output=True, text=True)
+    b = subprocess.run(
+        [sys.executable, "-m", "archnb.evaluate", *args, "--output", str(tmp_path / "b.jsonl")],
+        capture_output=True,
+        text=True,
+    )
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     assert "3 questions: 3 answered, 0 failed" in a.stdout and "3 questions: 3 answered, 0 failed" in b.stdout
     keep = ("id", "response", "completion_tokens", "judgement", "archnb_judgement")
-    rows = [[{k: json.loads(line)[k] for k in keep} for line in (tmp_path / f"{n}.jsonl").read_text().splitlines()[:3]] for n in "ab"]
+    rows = [
+        [{k: json.loads(line)[k] for k in keep} for line in (tmp_path / f"{n}.jsonl").read_text().splitlines()[:3]]
+        for n in "ab"
+    ]
     assert rows[0] == rows[1] and len(rows[0]) == 3
     again = run("streetmath", *args, "--output", str(tmp_path / "a.jsonl"))
     assert again.returncode == 2 and "already holds results" in again.stderr and "Traceback" not in again.stderr

@@ -1,4 +1,5 @@
 """Process-level training tests: kill -9 and resume, and torchrun with two processes on CPU."""
+
 import json
 import os
 import signal
@@ -24,7 +25,9 @@ def latest_step(run_dir) -> int:
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     args = [*RUN, "--max-steps", 200, "--eval-interval", 5, "--data-dir", tmp_path / "data"]
     subprocess.run(archnb("train", *args, "--out", tmp_path / "straight"), check=True, capture_output=True)
-    victim = subprocess.Popen(archnb("train", *args, "--out", tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        archnb("train", *args, "--out", tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while latest_step(tmp_path / "killed") < 20:
         assert victim.poll() is None, "the run ended before it could be killed"
@@ -44,21 +47,44 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     assert state["resumed"][0]["at_step"] == killed_at
 
 
-# Absolute, on losses near 7.06 after 10 steps (under 0.03%). The data are identical (the two processes take the two halves
-# of the single process's global batch); what differs is the order of floating-point sums in DDP's gradient all-reduce,
-# which Adam's normalisation amplifies in near-zero gradient coordinates. Measured: train 1e-5, validation 6.7e-4.
+# Absolute, on losses near 7.06 after 10 steps (under 0.03%). The data are identical (the two processes take the two
+# halves of the single process's global batch); what differs is the order of floating-point sums in DDP's gradient
+# all-reduce, which Adam's normalisation amplifies in near-zero gradient coordinates. Measured: train 1e-5, val 6.7e-4.
 TOLERANCE = 2e-3
 
 
 def test_torchrun_two_processes_match_one(tmp_path):
     args = [*RUN, "--max-steps", 10, "--eval-interval", 10, "--data-dir", tmp_path / "data"]
-    subprocess.run(archnb("train", *args, "--batch-size", 8, "--out", tmp_path / "one"), check=True, capture_output=True)
+    subprocess.run(
+        archnb("train", *args, "--batch-size", 8, "--out", tmp_path / "one"), check=True, capture_output=True
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "archnb", "train",
-                          *map(str, args), "--batch-size", "4", "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "archnb",
+            "train",
+            *map(str, args),
+            "--batch-size",
+            "4",
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert two["world_size"] == 2 and one["world_size"] == 1
     assert abs(one["train/loss"] - two["train/loss"]) < TOLERANCE, (one["train/loss"], two["train/loss"])
     assert abs(one["val/loss"] - two["val/loss"]) < TOLERANCE, (one["val/loss"], two["val/loss"])
-    assert sorted(p.name for p in (tmp_path / "two").glob("checkpoint-*")) == ["checkpoint-0000010"]  # only rank 0 wrote
+    assert sorted(p.name for p in (tmp_path / "two").glob("checkpoint-*")) == [
+        "checkpoint-0000010"
+    ]  # only rank 0 wrote

@@ -1,0 +1,77 @@
+"""A fake OpenAI-compatible chat server for tests and notebooks (not part of archnb): it answers 1.1 × the exact value
+of the question it recognises and then runs on, as small models do, after one 503 (Retry-After: 0) per question."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    "Checks the key, honours stop sequences, lists its one model, records the bodies and the most requests in flight."
+
+    answers, seen, in_flight, max_in_flight, lock, bodies, key, model = {}, set(), 0, 0, threading.Lock(), [], None, ""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.reply(200, {"object": "list", "data": [{"id": self.model}]})
+
+    def do_POST(self):
+        cls = type(self)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with cls.lock:
+            cls.in_flight += 1
+            cls.max_in_flight = max(cls.max_in_flight, cls.in_flight)
+            cls.bodies.append(body)
+        try:
+            time.sleep(0.05)
+            self.answer(body)
+        finally:
+            with cls.lock:
+                cls.in_flight -= 1
+
+    def answer(self, body: dict):
+        "Refuse a wrong key, ask once to retry, then reply with the final answer and chatter, cut at stop sequences."
+        cls, question = type(self), body["messages"][-1]["content"]
+        if self.headers.get("Authorization") != (f"Bearer {cls.key}" if cls.key else None):
+            return self.reply(401, {"error": f"bad key {self.headers.get('Authorization')}"})
+        if question not in cls.seen:
+            cls.seen.add(question)
+            return self.reply(503, {"error": "busy"}, {"Retry-After": "0"})
+        exact = next(v for q, v in cls.answers.items() if q in question)
+        text = f"Roughly.\nFinal answer: {exact * 1.1:.2f}\nLet me also say that I like numbers."
+        for s in body.get("stop") or []:
+            text = text.split(s)[0]
+        message = {"role": "assistant", "content": text}
+        usage = {"prompt_tokens": len(question.split()), "completion_tokens": len(text.split())}
+        self.reply(200, {"choices": [{"message": message, "finish_reason": "stop"}], "usage": usage})
+
+    def reply(self, code: int, obj: dict, headers: dict | None = None):
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def serve_fake_openai(answers: dict, key: str | None = None, model: str = "fake-model"):
+    "Start a fake server on a free local port: (server, base URL ending in /v1, its handler class to inspect)."
+    state = {
+        "answers": answers,
+        "seen": set(),
+        "in_flight": 0,
+        "max_in_flight": 0,
+        "lock": threading.Lock(),
+        "bodies": [],
+        "key": key,
+        "model": model,
+    }
+    handler = type("FakeOpenAI", (FakeOpenAI,), state)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1", handler

@@ -1,0 +1,183 @@
+"""The house in order: each notebook imports only earlier ones, no line is over 120 characters, standard nbdev commands
+leave the hand-written README alone, the notebook runner reports what it runs, and `archnb --help` is quick."""
+
+import ast
+import configparser
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+MAX_LINE = 120
+
+
+def notebook_modules(repo: Path) -> dict[str, str]:
+    "module -> the notebook that exports it, in notebook order (sorted names, as nbdev and the index list them)."
+    out = {}
+    for nb in sorted((repo / "nbs").glob("*.ipynb")):
+        for cell in json.loads(nb.read_text())["cells"]:
+            hit = re.search(r"^#\|\s*default_exp\s+(\S+)", "".join(cell["source"]), flags=re.M)
+            if cell["cell_type"] == "code" and hit:
+                out[hit.group(1)] = nb.stem
+                break
+    return out
+
+
+def _under_main_guard(node, parents) -> bool:
+    "Whether a node sits under `if __name__ == '__main__':` (run as a script, never on import)."
+    for p in parents.get(node, []):
+        if isinstance(p, ast.If) and "__main__" in ast.unparse(p.test):
+            return True
+    return False
+
+
+def archnb_imports(path: Path) -> set[str]:
+    "The archnb modules a generated module imports, at any depth, except under a `__main__` guard."
+    tree = ast.parse(path.read_text())
+    parents, stack = {}, [(tree, [])]
+    while stack:
+        node, chain = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            parents[child] = chain + [node]
+            stack.append((child, chain + [node]))
+    found = set()
+    for node in ast.walk(tree):
+        if _under_main_guard(node, parents):
+            continue
+        if isinstance(node, ast.ImportFrom):
+            name = ("archnb." if node.level else "") + (node.module or "")
+            if name.startswith("archnb."):
+                found.add(name.split(".")[1])
+            if name == "archnb." or node.module == "archnb":
+                found.update(a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("archnb."))
+    return found
+
+
+def test_every_notebook_imports_only_earlier_ones(repo):
+    order = notebook_modules(repo)
+    position = {m: i for i, m in enumerate(order)}
+    later = []
+    for module, nb in order.items():
+        for used in archnb_imports(repo / "archnb" / f"{module}.py") - {module}:
+            assert used in position, f"{module} imports archnb.{used}, which no notebook exports"
+            if position[used] >= position[module]:
+                later.append(f"{nb} ({module}) imports {order[used]} ({used})")
+    assert not later, "\n".join(later)
+
+
+def test_import_graph_has_no_cycle(repo):
+    graph = {m: archnb_imports(repo / "archnb" / f"{m}.py") - {m} for m in notebook_modules(repo)}
+    done, active = set(), []
+
+    def visit(m):
+        assert m not in active, " -> ".join(active[active.index(m) :] + [m])
+        if m in done:
+            return
+        active.append(m)
+        for n in graph.get(m, ()):
+            visit(n)
+        active.pop()
+        done.add(m)
+
+    for m in graph:
+        visit(m)
+
+
+def _without_nbdev_all(lines: list[str]) -> list[tuple[int, str]]:
+    "Numbered lines without the `__all__` list, which nbdev writes (wrapped at 120 after its 10-character prefix)."
+    out, inside = [], False
+    for i, line in enumerate(lines, 1):
+        inside = inside or line.startswith("__all__ = [")
+        if not inside:
+            out.append((i, line))
+        inside = inside and not line.rstrip().endswith("]")
+    return out
+
+
+def code_lines(repo: Path):
+    "(where, line) for every line of code: generated modules, notebooks' code cells, tests and tools."
+    for f in sorted((repo / "archnb").glob("*.py")):
+        if f.name != "_modidx.py":
+            yield from (
+                (f"{f.relative_to(repo)}:{i}", line) for i, line in _without_nbdev_all(f.read_text().splitlines())
+            )
+    for nb in sorted((repo / "nbs").rglob("*.ipynb")):
+        for c, cell in enumerate(json.loads(nb.read_text())["cells"]):
+            if cell["cell_type"] == "code":
+                yield from ((f"{nb.relative_to(repo)} cell {c}", line) for line in "".join(cell["source"]).splitlines())
+    for f in sorted([*(repo / "tests").glob("*.py"), *(repo / "tools").glob("*.py")]):
+        yield from ((f"{f.relative_to(repo)}:{i}", line) for i, line in enumerate(f.read_text().splitlines(), 1))
+
+
+def test_no_line_of_code_is_over_120_characters(repo):
+    long = [f"{where}: {len(line)} characters" for where, line in code_lines(repo) if len(line) > MAX_LINE]
+    assert not long, f"{len(long)} lines over {MAX_LINE}:\n" + "\n".join(long[:40])
+
+
+def test_standard_nbdev_commands_leave_the_readme_alone(repo, tmp_path):
+    "No notebook renders README.md, so nbdev_readme's check (which nbdev_prepare and nbdev_docs run) writes nothing."
+    cfg = configparser.ConfigParser()
+    cfg.read(repo / "settings.ini")
+    readme_nb = cfg["DEFAULT"]["readme_nb"]
+    assert not (repo / "nbs" / readme_nb).exists(), f"settings.ini: readme_nb={readme_nb} would render README.md"
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy, ignore=shutil.ignore_patterns(".git", "runs", "*.egg-info", "__pycache__"))
+    before = (copy / "README.md").read_bytes()
+    for nb in (copy / "nbs").glob("*.ipynb"):
+        nb.touch()  # every notebook newer than the README: what would trigger a render
+    probe = "from nbdev.quarto import nbdev_readme; nbdev_readme.__wrapped__(chk_time=True)"
+    res = subprocess.run([sys.executable, "-c", probe], cwd=copy, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert (copy / "README.md").read_bytes() == before
+
+
+def test_notebook_runner_names_each_notebook_and_fails_on_a_failure(repo, tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+
+    def notebook(name, source):
+        cell = {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "a1",
+            "metadata": {},
+            "outputs": [],
+            "source": source,
+        }
+        (nbs / name).write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+        return str(nbs / name)
+
+    good, bad = notebook("good.ipynb", "assert 1 + 1 == 2"), notebook("bad.ipynb", "assert 1 + 1 == 3, 'arithmetic'")
+    runner = [sys.executable, str(repo / "tools" / "test_notebooks.py")]
+    res = subprocess.run([*runner, good, bad], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("ok") and lines[0].endswith("good.ipynb")
+    assert lines[1].startswith("FAILED") and lines[1].endswith("bad.ipynb") and "arithmetic" in res.stderr
+    assert "1 of 2 notebooks passed" in res.stdout
+    missing = subprocess.run([*runner, str(nbs / "nope.ipynb")], cwd=repo, capture_output=True, text=True)
+    assert missing.returncode != 0 and "no such notebook" in missing.stderr
+
+
+def test_archnb_help_is_quick_and_loads_no_torch(repo):
+    probe = (
+        "import sys, time, contextlib, io; t = time.perf_counter(); from archnb.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try: main(['--help'])\n"
+        "    except SystemExit: pass\n"
+        "print(round(time.perf_counter() - t, 2), 'torch' in sys.modules)"
+    )
+    best = min(
+        float(
+            subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()[0]
+        )
+        for _ in range(3)
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()[1]
+    assert loaded == "False" and best < 1.5, (best, loaded)
+    cli = subprocess.run([shutil.which("archnb") or "archnb", "--help"], capture_output=True, text=True)
+    assert cli.returncode == 0 and "streetmath" in cli.stdout
