@@ -23,8 +23,8 @@ from .data import hf_tokenizer
 from .files import FolderLock, atomic_write_text, folder_bytes, no_space, sha256_file
 
 # %% auto #0
-__all__ = ['save_checkpoint', 'damaged_files', 'find_checkpoint', 'intact_before', 'check_training_state', 'read_checkpoint',
-           'RunFolder']
+__all__ = ['save_checkpoint', 'damaged_files', 'find_checkpoint', 'intact_before', 'check_training_state', 'read_run_state',
+           'read_checkpoint', 'RunFolder']
 
 # %% ../nbs/04a_checkpoint.ipynb #7e516062
 def encode_rng() -> dict:
@@ -58,7 +58,7 @@ def _record_checksums(folder: Path):
     (folder / CHECKSUMS).write_text(json.dumps(sums, indent=1) + "\n")
 
 # %% ../nbs/04a_checkpoint.ipynb #0e0f4e14
-def save_checkpoint(out_dir, model, optimizer, state: dict, tokenizer_file=None, keep: int = 2) -> Path:
+def save_checkpoint(out_dir, model, optimizer, state: dict, tokenizer=None, keep: int = 2) -> Path:
     "Write checkpoint-<step>/ atomically with a checksum of every file, point `latest` at it, keep the `keep` newest."
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,8 +68,8 @@ def save_checkpoint(out_dir, model, optimizer, state: dict, tokenizer_file=None,
     hf_logging.disable_progress_bar()  # transformers' per-save "Writing model shards" bar floods the run's own
     try:
         model.save_pretrained(tmp)
-        if tokenizer_file:
-            hf_tokenizer(tokenizer_file).save_pretrained(tmp)
+        if tokenizer is not None:  # a tokenizer, or the path of a tokenizer.json
+            (tokenizer if hasattr(tokenizer, "save_pretrained") else hf_tokenizer(tokenizer)).save_pretrained(tmp)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         (tmp / "training_state.json").write_text(json.dumps(state, indent=1))
         _record_checksums(tmp)
@@ -138,9 +138,8 @@ def check_training_state(state, where) -> dict:
     return state
 
 
-def read_checkpoint(ckpt) -> tuple[ArchConfig, dict, dict, dict]:
-    "(config, weights, optimizer state, training state) of an intact checkpoint; a damaged file is an error naming it."
-    ckpt = Path(ckpt)
+def _refuse_damaged(ckpt: Path):
+    "An error naming the first damaged file of a checkpoint, and the previous intact checkpoint, if any."
     if damaged := damaged_files(ckpt):
         previous = intact_before(ckpt)
         offer = (
@@ -156,19 +155,30 @@ def read_checkpoint(ckpt) -> tuple[ArchConfig, dict, dict, dict]:
             f"{' (also ' + ', '.join(damaged[1:]) + ')' if damaged[1:] else ''}{offer}"
         )
 
-    def guarded(name, read):
-        try:
-            return read(ckpt / name)
-        except Exception as e:
-            raise ValueError(
-                f"{ckpt / name}: not a readable archnb checkpoint file ({type(e).__name__}: {e})"
-            ) from None
 
-    config = guarded("config.json", lambda f: ArchConfig(**json.loads(f.read_text())))
-    weights = guarded("model.safetensors", lambda f: load_file(str(f)))
-    optim = guarded("optimizer.pt", lambda f: torch.load(f, weights_only=True))
-    state = guarded("training_state.json", lambda f: json.loads(f.read_text()))
-    return config, weights, optim, check_training_state(state, ckpt / "training_state.json")
+def _guarded(path: Path, read):
+    "read(path), or an error naming the file."
+    try:
+        return read(path)
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable archnb checkpoint file ({type(e).__name__}: {e})") from None
+
+
+def read_run_state(ckpt, weights_file: str = "model.safetensors") -> tuple[dict, dict, dict]:
+    "(weights, optimizer state, training state) of an intact checkpoint; a damaged file is an error naming it."
+    ckpt = Path(ckpt)
+    _refuse_damaged(ckpt)
+    weights = _guarded(ckpt / weights_file, lambda f: load_file(str(f)))
+    optim = _guarded(ckpt / "optimizer.pt", lambda f: torch.load(f, weights_only=True))
+    state = _guarded(ckpt / "training_state.json", lambda f: json.loads(f.read_text()))
+    return weights, optim, check_training_state(state, ckpt / "training_state.json")
+
+
+def read_checkpoint(ckpt) -> tuple[ArchConfig, dict, dict, dict]:
+    "(config, weights, optimizer state, training state) of an intact archnb checkpoint; damage is an error naming it."
+    weights, optim, state = read_run_state(ckpt)
+    config = _guarded(Path(ckpt) / "config.json", lambda f: ArchConfig(**json.loads(f.read_text())))
+    return config, weights, optim, state
 
 # %% ../nbs/04a_checkpoint.ipynb #f7ea9969
 RUN_MARKERS = ("latest", "history.jsonl", "metrics.json")

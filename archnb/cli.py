@@ -449,6 +449,77 @@ def _record_arguments(p):
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+# %% ../nbs/11_cli.ipynb #9d1e4a70
+def _window_arguments(g):
+    "How the layerwise pass reads each prompt: the reference's --layerwise-* window flags."
+    g.add_argument(
+        "--layerwise-max-tokens", type=int, default=256, metavar="N", help="truncate prompts to N tokens (256)"
+    )
+    g.add_argument(
+        "--layerwise-token-strategy",
+        choices=["last", "first", "random"],
+        default="last",
+        help="which tokens of each layer are measured (after truncation: all of them, in this order)",
+    )
+    g.add_argument(
+        "--layerwise-seed", type=int, default=None, metavar="N", help="seed for --layerwise-token-strategy random"
+    )
+    g.add_argument(
+        "--layerwise-metrics",
+        default=None,
+        metavar="A,B",
+        help="only these metrics, comma-separated (default: all eight; see archnb.layerwise.METRICS)",
+    )
+
+
+def _layerwise_arguments(p):
+    g = p.add_argument_group("layerwise metrics of each answered question (local models)")
+    _switches(
+        g,
+        {
+            "--layerwise": "also compute each answered question's layerwise metrics (one more forward pass)",
+            "--layerwise-summary-only": "keep only their per-layer means: in the summary line and the layerwise file",
+            "--layerwise-embed": "put each question's metrics in its record, under 'layerwise'",
+        },
+    )
+    g.add_argument(
+        "--layerwise-output", default=None, metavar="FILE", help="rotating files FILE_000.jsonl, ... of 100 questions"
+    )
+    _window_arguments(g)
+
+
+def _window_options(args) -> dict:
+    "The layerwise pass's options from the command line."
+    metrics = [m.strip() for m in args.layerwise_metrics.split(",") if m.strip()] if args.layerwise_metrics else None
+    return {
+        "max_tokens": args.layerwise_max_tokens,
+        "token_strategy": args.layerwise_token_strategy,
+        "seed": args.layerwise_seed,
+        "metrics": metrics,
+    }
+
+
+def _layerwise_recorder(args, gen):
+    "The layerwise step of an evaluation run, or None without --layerwise."
+    if not args.layerwise:
+        stray = [f for f in ("layerwise_output", "layerwise_embed", "layerwise_summary_only") if getattr(args, f)]
+        if stray:
+            raise ValueError(f"--{stray[0].replace('_', '-')} is given without --layerwise")
+        return None
+    if args.provider != "transformers":
+        raise ValueError("--layerwise needs the model's hidden states: only --provider transformers has them")
+    from archnb.layerwise import LayerwiseRecorder
+
+    return LayerwiseRecorder(
+        gen.model,
+        gen.tok,
+        args.layerwise_output,
+        args.layerwise_embed,
+        args.layerwise_summary_only,
+        args.resume,
+        **_window_options(args),
+    )
+
 # %% ../nbs/11_cli.ipynb #8211a179
 def _streetmath_options(p):
     "The `streetmath` subcommand's options, and its `rescore` and `table` actions."
@@ -460,6 +531,7 @@ def _streetmath_options(p):
         _placement_arguments,
         _server_arguments,
         _record_arguments,
+        _layerwise_arguments,
     ):
         add(p)
     p.set_defaults(func=streetmath_command)
@@ -576,11 +648,8 @@ def _server_generator(args, settings):
     return server.check_model()
 
 
-def command_generator(args, settings):
-    "The model behind a command line and what records say of it: a transformers model or an OpenAI-compatible server."
-    if args.provider != "transformers":
-        return _server_generator(args, settings), {}
-    from archnb.evaluate import as_generator
+def _local_model(args) -> tuple:
+    "(model, tokenizer, layer selection) of a local model as the command line asks for it."
     from archnb.hf import load_causal_lm
 
     selection = _layer_selection(args)
@@ -593,6 +662,16 @@ def command_generator(args, settings):
         trust_remote_code=args.trust_remote_code,
         device_map=_device_map(args),
     )
+    return model, tok, selection
+
+
+def command_generator(args, settings):
+    "The model behind a command line and what records say of it: a transformers model or an OpenAI-compatible server."
+    if args.provider != "transformers":
+        return _server_generator(args, settings), {}
+    from archnb.evaluate import as_generator
+
+    model, tok, selection = _local_model(args)
     gen = as_generator(model, tok, settings, args.batch_size, args.batching, name=args.model)
     layers = {"num_layers": args.num_layers, "layer_selection": selection} if args.num_layers else {}
     return gen, {**layers, "dtype": str(model.dtype).removeprefix("torch.")}
@@ -638,6 +717,7 @@ def streetmath_command(args) -> int:
             progress=not args.no_progress,
             run_info=run_info,
             skip_too_long=args.skip_too_long,
+            annotate=_layerwise_recorder(args, gen),
         )
     finally:
         if handler:
@@ -696,6 +776,57 @@ def _demo_options(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=demo_command)
 
+# %% ../nbs/11_cli.ipynb #4c7b1e91
+def layerwise_command(args) -> int:
+    "Layerwise metrics of the chosen questions' prompts, filed as the reference files them; print the thirds."
+    from archnb.layerwise import LayerwiseFiles, layerwise_metrics, layerwise_summary, summarise_layerwise
+    from archnb.layerwise import thirds_table, write_averaged
+
+    if args.provider != "transformers":
+        raise ValueError("archnb layerwise needs the model's hidden states: only --provider transformers has them")
+    settings = command_settings(args)
+    samples = command_samples(args, settings)
+    files = LayerwiseFiles(args.output, args.every, args.resume)
+    todo = [s for s in samples if str(s["id"]) not in files.done]
+    model, tok, _ = _local_model(args)
+    prompts = [settings.messages(s) for s in todo]
+    reference, progress = settings.protocol == "reference", not args.no_progress
+    payloads = layerwise_metrics(
+        model, tok, prompts, batch_size=args.batch_size, reference=reference, progress=progress, **_window_options(args)
+    )
+    if args.layerwise_summary_only:
+        files.write_summary(layerwise_summary(payloads))
+    for sample, payload in zip(todo, [] if args.layerwise_summary_only else payloads):
+        files.add(sample["id"], payload)
+    summary = summarise_layerwise(payloads, model=args.model)
+    print(f"{len(payloads)} prompts measured, {len(samples) - len(todo)} already filed; files: {files.paths()[-1]}")
+    if args.averaged:
+        print(f"averaged: {write_averaged(summary, args.averaged)}")
+    print(thirds_table({args.model: summary}).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
+def _layerwise_options(p):
+    "The `layerwise` subcommand's options: the streetmath command's choice of questions and model, then the files."
+    for add in (_prompt_arguments, _decoding_arguments, _question_arguments, _model_arguments, _placement_arguments):
+        add(p)
+    g = p.add_argument_group("layerwise files")
+    g.add_argument("--output", required=True, metavar="FILE", help="rotating files FILE_000.jsonl, FILE_001.jsonl, ...")
+    g.add_argument(
+        "--every", type=int, default=100, metavar="N", help="prompts per file (default: 100, the reference's)"
+    )
+    g.add_argument("--averaged", default=None, metavar="DIR", help="also write <model>_layerwise_averaged.json to DIR")
+    _switches(
+        g,
+        {
+            "--layerwise-summary-only": "write only the per-layer means",
+            "--resume": "continue the files, measuring only questions not yet in them",
+            "--no-progress": "no progress bar",
+        },
+    )
+    _window_arguments(g)
+    p.set_defaults(func=layerwise_command)
+
 # %% ../nbs/11_cli.ipynb #457ea6b0
 COMMANDS = {  # name: (what it does, the function that adds its options)
     "presets": ("list the presets, or show one in detail", _presets_options),
@@ -706,6 +837,7 @@ COMMANDS = {  # name: (what it does, the function that adds its options)
         "evaluate a model on StreetMath, as the benchmark's reference runner does (also: rescore, table)",
         _streetmath_options,
     ),
+    "layerwise": ("layerwise geometry of a model reading StreetMath prompts (no generation)", _layerwise_options),
 }
 
 # %% ../nbs/11_cli.ipynb #f64d16eb

@@ -18,11 +18,13 @@ from transformers import PreTrainedTokenizerFast
 
 from .config import ConfigError
 from .files import FolderLock, atomic_write, atomic_write_text, hub_name
-from .streetmath import generate_streetmath
+from .files import json_objects
+from .streetmath import StreetMathSettings, generate_streetmath, num, prompt_ids, prompt_text
 
 # %% auto #0
-__all__ = ['SPECIAL_TOKENS', 'load_corpus', 'bytes_tokenizer', 'train_bpe', 'save_tokenizer', 'hf_tokenizer', 'write_token_files',
-           'load_tokens', 'TokenBatches', 'prepare_data']
+__all__ = ['SPECIAL_TOKENS', 'SFT_ROLES', 'IGNORE_INDEX', 'load_corpus', 'bytes_tokenizer', 'train_bpe', 'save_tokenizer',
+           'hf_tokenizer', 'write_token_files', 'load_tokens', 'TokenBatches', 'prepare_data', 'streetmath_sft',
+           'read_sft', 'check_no_overlap', 'load_sft', 'sft_tokens', 'SFTBatches']
 
 # %% ../nbs/03_data.ipynb #c623eef3
 def friendly(x: float) -> float:
@@ -299,3 +301,159 @@ def prepare_data(
             [f"the tokenizer in {data_dir} has {meta['vocab_size']} ids but the model's vocab_size={vocab_size}"]
         )
     return meta
+
+# %% ../nbs/03_data.ipynb #6a0c1e02
+SFT_ROLES = ("system", "user", "assistant")
+
+
+def streetmath_sft(n: int = 1000, seed: int = 0, settings: StreetMathSettings | None = None) -> list[dict]:
+    "StreetMath train questions as chat examples: the evaluation's messages, then a worked estimate and its final line."
+    settings = settings or StreetMathSettings()
+    examples = []
+    for r in generate_streetmath(n, 0, seed=seed, worked=True):
+        reply = f"{r['worked_estimate']}\nFinal answer: {num(r['estimate'])}"
+        messages = settings.messages(r) + [{"role": "assistant", "content": reply}]
+        examples.append({"id": r["id"], "messages": messages, "prompt": r["prompt"], "exact_value": r["exact_value"]})
+    return examples
+
+# %% ../nbs/03_data.ipynb #6a0c1e05
+def _sft_messages(raw: dict, where: str) -> list[dict]:
+    "The chat messages of one example line, or an error naming the line, the field and the rule."
+    if "messages" not in raw:
+        if not (isinstance(raw.get("prompt"), str) and isinstance(raw.get("response"), str)):
+            raise ValueError(f"{where}: an example needs 'messages' (a list), or 'prompt' and 'response' (texts)")
+        return [{"role": "user", "content": raw["prompt"]}, {"role": "assistant", "content": raw["response"]}]
+    messages = raw["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise ValueError(f"{where}: messages={messages!r} must be a non-empty list of {{'role', 'content'}} objects")
+    for k, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in SFT_ROLES or not isinstance(m.get("content"), str):
+            raise ValueError(
+                f"{where}: messages[{k}]={m!r} must have a role in {', '.join(SFT_ROLES)} and a text content"
+            )
+    if messages[-1]["role"] != "assistant" or not any(m["role"] == "user" for m in messages):
+        raise ValueError(f"{where}: the messages must hold a user message and end with the assistant's reply")
+    return messages
+
+
+def read_sft(path) -> list[dict]:
+    "Fine-tuning examples from a local JSON-lines file of messages or prompt/response pairs; errors name the line."
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"fine-tuning file {path} does not exist (a local path is never fetched from the Hub)")
+    examples = []
+    for where, raw in json_objects(path):
+        examples.append({"id": str(raw.get("id", where)), "messages": _sft_messages(raw, where), "where": where})
+    if not examples:
+        raise ValueError(f"{path} holds no example")
+    return examples
+
+# %% ../nbs/03_data.ipynb #6a0c1e07
+def _question_of(example: dict) -> set[str]:
+    "The texts that may be an example's question: its user message, and that message up to the first blank line."
+    user = next(m["content"] for m in reversed(example["messages"]) if m["role"] == "user")
+    return {" ".join(user.split()), " ".join(user.split("\n\n")[0].split())}
+
+
+def check_no_overlap(examples: list[dict], tests: list[dict], test_name: str):
+    "Refuse fine-tuning examples whose question is one of the test questions, naming the example and the question."
+    questions = {" ".join(str(t["prompt"]).split()): t["id"] for t in tests}
+    for e in examples:
+        hit = next((questions[q] for q in _question_of(e) if q in questions), None)
+        if hit is not None:
+            raise ValueError(
+                f"fine-tuning example {e.get('where', e['id'])} asks test question {hit!r} of {test_name}: training on "
+                "test questions inflates the score; remove it, or check against another test set"
+            )
+
+
+def load_sft(source: str = "streetmath-sft", n: int = 1000, seed: int = 0, settings=None, tests=()) -> list[dict]:
+    "`streetmath-sft` or a local JSON-lines file, refused if any question is in `tests` ((name, records) pairs)."
+    examples = streetmath_sft(n, seed, settings) if source == "streetmath-sft" else read_sft(source)
+    for name, records in tests:
+        check_no_overlap(examples, records, name)
+    return examples
+
+# %% ../nbs/03_data.ipynb #6a0c1e10
+IGNORE_INDEX = -100
+
+
+def sft_tokens(tokenizer, messages: list[dict], reference: bool = True) -> dict:
+    "Token ids of a chat example as evaluation renders its prompt, with labels only on the reply (-100 elsewhere)."
+    prompt = prompt_text(tokenizer, messages[:-1], reference)
+    ids = prompt_ids(tokenizer, prompt, reference)
+    if getattr(tokenizer, "chat_template", None):
+        whole = tokenizer.apply_chat_template(messages, tokenize=False)
+        if not whole.startswith(prompt):
+            raise ValueError(
+                "the chat template renders the conversation with a different beginning than the prompt it renders for "
+                f"generation ({prompt[-60:]!r} is not where the conversation starts its reply): training and "
+                "evaluation would see different texts"
+            )
+        reply = tokenizer(whole[len(prompt) :], add_special_tokens=False)["input_ids"]
+    else:
+        reply = tokenizer(messages[-1]["content"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return {"input_ids": ids + reply, "labels": [IGNORE_INDEX] * len(ids) + reply}
+
+# %% ../nbs/03_data.ipynb #6a0c1e13
+class SFTBatches:
+    "Reproducible padded batches of tokenized examples: batch i = f(seed, i), optionally grouped by length."
+
+    def __init__(
+        self,
+        rows: list[dict],
+        batch_size: int,
+        pad_id: int,
+        seed: int = 0,
+        group_by_length: bool = True,
+        max_length: int | None = None,
+        ids: list | None = None,
+        window: int = 64,
+    ):
+        for k, r in enumerate(rows):
+            if max_length and len(r["input_ids"]) > max_length:
+                name = ids[k] if ids else k
+                raise ValueError(
+                    f"example {name!r} has {len(r['input_ids'])} tokens, more than max_length={max_length}"
+                )
+        self.rows, self.batch_size, self.pad_id, self.seed = rows, batch_size, pad_id, seed
+        self.group, self.window = group_by_length, window
+        self.per_pass = max(1, len(rows) // batch_size)  # the last, incomplete batch of a pass is dropped
+        self._cached = (None, None)
+
+    def _pass_order(self, p: int) -> list[list[int]]:
+        "The batches (lists of row indices) of pass p over the examples (the last pass asked for is kept)."
+        if self._cached[0] == p:
+            return self._cached[1]
+        rng = random.Random(f"{self.seed}-{p}")
+        order = list(range(len(self.rows)))
+        rng.shuffle(order)
+        order = order[: self.per_pass * self.batch_size]
+        if not self.group:
+            self._cached = (p, [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)])
+            return self._cached[1]
+        batches, span = [], self.window * self.batch_size
+        for start in range(0, len(order), span):
+            chunk = sorted(order[start : start + span], key=lambda i: len(self.rows[i]["input_ids"]))
+            group = [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            rng.shuffle(group)
+            batches += group
+        self._cached = (p, batches)
+        return batches
+
+    def indices(self, i: int) -> list[int]:
+        "The row indices of batch i."
+        p, k = divmod(i, self.per_pass)
+        return self._pass_order(p)[k]
+
+    def __getitem__(self, i: int) -> dict:
+        "Batch i as tensors: input_ids, attention_mask and labels, padded on the right."
+        picked = [self.rows[j] for j in self.indices(i)]
+        width = max(len(r["input_ids"]) for r in picked)
+        ids = torch.full((len(picked), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(picked), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(picked), width), dtype=torch.long)
+        for b, r in enumerate(picked):
+            n = len(r["input_ids"])
+            ids[b, :n], labels[b, :n], mask[b, :n] = torch.tensor(r["input_ids"]), torch.tensor(r["labels"]), 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -11,6 +11,7 @@ import math
 import statistics
 import time
 from collections import Counter
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -428,19 +429,26 @@ def _prior_results(output, resume: bool, run: dict) -> tuple:
     return prior, check_resumable(prior, run) if resume else None
 
 
-def _ask(gen, settings, samples, todo, prompts, run, recorder, records, progress, log_raw_response):
-    "Ask the questions `todo`, recording each reply as it comes."
+def _keep(sample, prompt, g, *, run, settings, records, recorder, annotate=None, log_raw=False):
+    "Record one reply: its record (with what `annotate` adds to an answered one), appended as it comes, and logged."
+    rec = make_record(sample, prompt, g, run, log_raw)
+    if annotate is not None and "judgement" in rec:
+        rec.update(annotate(sample, settings.messages(sample)))
+    records[str(sample["id"])] = rec
+    recorder.add(rec)
+    error = f" error: {g.error}" if g.error else ""
+    log.info(
+        "%s %s %s %.2fs%s", sample["id"], rec.get("judgement", "error"), rec.get("numeric_answer"), g.seconds, error
+    )
+
+
+def _ask(gen, settings, samples, todo, prompts, keep, progress):
+    "Ask the questions `todo`, keeping each reply as it comes."
     from tqdm.auto import tqdm
 
     replies = gen.generate(prompts, settings.seeds([samples[i] for i in todo]))
     for k, g in tqdm(replies, total=len(todo), desc=f"StreetMath {gen.name}", disable=not progress):
-        sample = samples[todo[k]]
-        records[str(sample["id"])] = rec = make_record(sample, prompts[k], g, run, log_raw_response)
-        recorder.add(rec)
-        error = f" error: {g.error}" if g.error else ""
-        log.info(
-            "%s %s %s %.2fs%s", sample["id"], rec.get("judgement", "error"), rec.get("numeric_answer"), g.seconds, error
-        )
+        keep(samples[todo[k]], prompts[k], g)
 
 
 def evaluate_streetmath(
@@ -457,6 +465,7 @@ def evaluate_streetmath(
     progress: bool = True,
     run_info: dict | None = None,
     skip_too_long: bool = False,
+    annotate=None,
     **setting_fields,
 ) -> dict:
     "Ask, read and record StreetMath questions; return {'records', 'summary', 'output', 'note'}."
@@ -472,13 +481,14 @@ def evaluate_streetmath(
     records = {k: r if "archnb_judgement" in r else with_readings(r) for k, r in prior.records.items()}
     start = time.perf_counter()
     with _Recorder(output, prior, run) as recorder:
+        kept = dict(run=run, settings=settings, records=records, recorder=recorder, annotate=annotate)
         for i, prompt, g in refused:
-            records[str(samples[i]["id"])] = rec = make_record(samples[i], prompt, g, run)
-            recorder.add(rec)
-        _ask(gen, settings, samples, todo, prompts, run, recorder, records, progress, log_raw_response)
+            _keep(samples[i], prompt, g, **kept)
+        _ask(gen, settings, samples, todo, prompts, partial(_keep, **kept, log_raw=log_raw_response), progress)
         chosen = [records[str(s["id"])] for s in samples if str(s["id"]) in records]
         summary = summarise_run(chosen, run, time.perf_counter() - start, len(todo))
-        recorder.write({"summary": reference_summary(chosen) | {"archnb": summary}})
+        extra = annotate.summary() if hasattr(annotate, "summary") else {}
+        recorder.write({"summary": reference_summary(chosen) | extra | {"archnb": summary}})
     return {"records": chosen, "summary": summary, "output": Path(output) if output else None, "note": note}
 
 # %% ../nbs/09b_evaluate.ipynb #9a2c7e15

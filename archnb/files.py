@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'read_utf8', 'strict_json', 'is_local',
-           'hub_name', 'InUseError', 'FolderLock']
+__all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'read_utf8', 'strict_json', 'json_objects',
+           'is_local', 'hub_name', 'InUseError', 'FolderLock']
 
 # %% ../nbs/000_files.ipynb #6f708192
 def no_space(e: OSError, path, intact: str = "the file is unchanged") -> OSError:
@@ -102,6 +102,21 @@ def strict_json(text: str, where: str):
         raise ValueError(f"{where}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
+
+
+def json_objects(path):
+    "Yield (where, object) for each non-blank line of a JSON-lines file; an error names the file and the line."
+    for i, line in enumerate(read_utf8(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {i}"
+        try:
+            raw = strict_json(line, where)
+        except ValueError as e:
+            raise ValueError(str(e).replace("malformed JSON at line 1,", "malformed JSON at")) from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: each line must be a JSON object")
+        yield where, raw
 
 # %% ../nbs/000_files.ipynb #2e3d4c5b
 FILE_SUFFIXES = (

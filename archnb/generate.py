@@ -21,28 +21,12 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from .streetmath import Generation, StopRule
+from .streetmath import Generation, StopRule, prompt_ids, prompt_text
 
 # %% auto #0
 __all__ = ['supports_continuous', 'TransformersGenerator']
 
 # %% ../nbs/09_generate.ipynb #50bab7ef
-def prompt_text(tokenizer, messages: list[dict], reference: bool = False) -> str:
-    "The exact text fed to a model: the chat template when the tokenizer has one, else the messages joined."
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    if reference:
-        system = next((m["content"] for m in messages if m["role"] == "system"), None)
-        return (system + "\n\n" if system else "") + messages[-1]["content"]
-    return "\n\n".join(m["content"] for m in messages) + "\n"
-
-
-def prompt_ids(tokenizer, text: str, reference: bool = False) -> list[int]:
-    "Token ids of a prompt text (the reference always lets the tokenizer add its special tokens)."
-    special = reference or not getattr(tokenizer, "chat_template", None)
-    return tokenizer(text, add_special_tokens=special)["input_ids"]
-
-
 def model_context(config) -> int | None:
     "The longest sequence a model's config allows (positions), or None when it does not say."
     for key in ("max_position_embeddings", "n_positions", "block_size", "max_sequence_length", "seq_length"):

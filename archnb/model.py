@@ -233,7 +233,7 @@ class ArchModel(ArchPreTrainedModel):
 
     # fmt: off
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
-                inputs_embeds=None, use_cache=None, **kwargs) -> BaseModelOutputWithPast:
+                inputs_embeds=None, use_cache=None, output_hidden_states=None, **kwargs) -> BaseModelOutputWithPast:
         # fmt: on
         x = self.wte(input_ids) if inputs_embeds is None else inputs_embeds
         T = x.shape[1]
@@ -254,9 +254,14 @@ class ArchModel(ArchPreTrainedModel):
             else None
         )
         mask = causal_mask(attention_mask, past, T, x.device)
+        hidden = []  # as transformers' own decoders: the embeddings, each block's output, the last one normed
         for block in self.h:
+            hidden.append(x)
             x = block(x, rope=rope, mask=mask, past_key_values=past_key_values)
-        return BaseModelOutputWithPast(last_hidden_state=self.ln_f(x), past_key_values=past_key_values)
+        x = self.ln_f(x)
+        keep = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        states = tuple(hidden + [x]) if keep else None
+        return BaseModelOutputWithPast(last_hidden_state=x, past_key_values=past_key_values, hidden_states=states)
 
 # %% ../nbs/01_model.ipynb #e1457299
 def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -298,13 +303,16 @@ class ArchForCausalLM(ArchPreTrainedModel, GenerationMixin):
     # fmt: off
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, labels=None, use_cache=None, logits_to_keep: int = 0,
-                **kwargs) -> CausalLMOutputWithPast:
+                output_hidden_states=None, **kwargs) -> CausalLMOutputWithPast:
         # fmt: on
-        out = self.transformer(input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache)
+        out = self.transformer(
+            input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_hidden_states
+        )
         h = out.last_hidden_state
         logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep else h)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
+        past = out.past_key_values
+        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=past, hidden_states=out.hidden_states)
 
 # %% ../nbs/01_model.ipynb #f7223164
 #| eval: false

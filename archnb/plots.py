@@ -23,6 +23,18 @@ def new_figure(width: float = 6.5, height: float = 4.0):
     return fig, fig.add_subplot()
 
 
+def new_panels(n: int, columns: int = 2, width: float = 11.0, panel_height: float = 3.2):
+    "A figure of `n` panels in rows of `columns`, and the list of its axes (spare grid cells removed)."
+    import matplotlib.pyplot as plt
+
+    rows = -(-n // columns)
+    fig, grid = plt.subplots(rows, columns, figsize=(width, panel_height * rows), dpi=100, squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    return fig, axes[:n]
+
+
 def finish(fig, path=None):
     "Save the figure to `path` (PNG) when given; return it closed, so Jupyter shows it once and none stays open."
     import matplotlib.pyplot as plt

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .files import atomic_write_text, hub_name, is_local, read_utf8, strict_json
+from .files import atomic_write_text, hub_name, is_local, json_objects
 
 # %% auto #0
 __all__ = ['TOPICS', 'PROTOCOLS', 'JUDGEMENTS', 'READINGS', 'generate_streetmath', 'write_jsonl', 'read_jsonl',
@@ -46,31 +46,70 @@ def listing(ps: list[float]) -> str:
     return ", ".join(money(p) for p in ps[:-1]) + f" and {money(ps[-1])}" if len(ps) > 1 else money(ps[0])
 
 # %% ../nbs/02_streetmath.ipynb #237a26d3
+def nice(x: float) -> float:
+    "x rounded as a person rounds a price or a quantity: to 0.5 below 10, to 1 below 100, to 5 from 100 up."
+    step = 0.5 if abs(x) < 10 else 1 if abs(x) < 100 else 5
+    return math.floor(x / step + 0.5) * step
+
+
+def num(x: float) -> str:
+    "A number as a person writes it: 18, 7.5, 0.85 (at most two decimals, no trailing zeros)."
+    return f"{round(x, 2):g}"
+
+
+def rounded_sum(ps: list[float]) -> tuple[list[float], float, str]:
+    "Each price rounded, their sum, and the sentence that shows it."
+    r = [nice(p) for p in ps]
+    return r, sum(r), f"Round each price: {' + '.join(num(x) for x in r)} = {num(sum(r))}."
+
+
+def take_off(total: float, pct: float) -> tuple[float, str]:
+    "A rounded total less pct%, and the sentence."
+    after = nice(total * (1 - pct / 100))
+    return after, f"{num(pct)}% off leaves {num(100 - pct)}%: {num(total)} × {num(1 - pct / 100)} ≈ {num(after)}."
+
+
+def close_call(rounded: float, exact: float, line: float, slack: float) -> str:
+    "The check a careful person makes when a rounded total lands near a threshold."
+    if abs(rounded - line) > slack:
+        return ""
+    side = "at least" if exact >= line else "under"
+    return f" That is close to ${num(line)}, so add the cents: the exact total is {side} ${num(line)}."
+
+
 def basket_decimal_prices(rng):
     ps = prices(rng, 3, 6, 0.79, 19.99)
+    _, total, steps = rounded_sum(ps)
     return (
         f"You're buying {len(ps)} items: {', '.join(money(p) for p in ps)}. About how much will you pay (before tax)?",
         round(sum(ps), 2),
+        (steps, total),
     )
 
 
 def discount_percent(rng):
     ps, off = prices(rng, 2, 5, 2.99, 49.99), rng.randint(10, 30)
+    _, total, steps = rounded_sum(ps)
+    est, cut = take_off(total, off)
     return (
         f"Everything in the store is {off}% off today. You pick items priced {listing(ps)}. "
         f"Roughly how much will you pay after the discount?",
         round(sum(ps) * (1 - off / 100), 2),
+        (f"{steps} {cut}", est),
     )
 
 
 def discount_bogo(rng):
     ps = prices(rng, 2, 6, 1.49, 24.99)
     paid = sorted(ps, reverse=True)[0::2]  # pairs from dearest down; the dearer of each pair is paid
+    r = [nice(p) for p in paid]
+    steps = f"Pair the items from the dearest down and pay for the dearer of each: {' + '.join(num(x) for x in r)}"
     return (
         "A shop runs buy one, get one free: items are paired from the most to the least expensive and you pay only "
         "for "
         f"the dearer item of each pair. You pick items priced {listing(ps)}. About how much do you pay?",
         round(sum(paid), 2),
+        (f"{steps} = {num(sum(r))}." if len(r) > 1 else f"{steps}, about {num(sum(r))}.", sum(r)),
     )
 
 
@@ -80,16 +119,23 @@ def discount_buy_n_get_m(rng):
         f"Granola bars cost {money(p)} each, and the deal is buy {n}, get {m} free. You leave with {n + m} bars. "
         f"Roughly how much do you pay?",
         round(n * p, 2),
+        (f"You pay for {n} bars of about ${num(nice(p))}: {n} × {num(nice(p))} = {num(n * nice(p))}.", n * nice(p)),
     )
 
 
 def discount_threshold(rng):
     ps, spend, off = prices(rng, 2, 5, 2.99, 29.99), rng.choice(range(25, 51, 5)), rng.choice([5, 10, 15])
     total = sum(ps)
+    _, rounded, steps = rounded_sum(ps)
+    qualifies = total >= spend
+    steps += close_call(rounded, total, spend, 0.5 * len(ps))
+    est = rounded - off if qualifies else rounded
+    then = f" It reaches ${spend}, so ${off} comes off: {num(est)}." if qualifies else f" Under ${spend}: no discount."
     return (
         f"A store takes ${off} off any purchase of ${spend} or more. Your cart has items priced {listing(ps)}. "
         f"About how much will you pay?",
-        round(total - off if total >= spend else total, 2),
+        round(total - off if qualifies else total, 2),
+        (steps + then, est),
     )
 
 
@@ -101,11 +147,18 @@ def discount_stacked(rng):
         rng.choice(range(30, 51, 5)),
     )
     after = sum(ps) * (1 - pct / 100)
+    _, total, steps = rounded_sum(ps)
+    rounded_after, cut = take_off(total, pct)
+    steps = f"{steps} {cut}" + close_call(rounded_after, after, above, 0.5 * len(ps) + 2.5)
+    applies = after >= above
+    est = rounded_after - coupon if applies else rounded_after
+    then = f" The ${coupon} coupon applies: {num(est)}." if applies else f" That is under ${above}: no coupon."
     return (
         f"Your items are priced {listing(ps)}. The store gives {pct}% off, and then your ${coupon} coupon applies if "
         "the "
         f"discounted total is ${above} or more. Roughly what do you end up paying?",
-        round(after - coupon if after >= above else after, 2),
+        round(after - coupon if applies else after, 2),
+        (steps + then, est),
     )
 
 # %% ../nbs/02_streetmath.ipynb #b748d1d0
@@ -122,7 +175,19 @@ def taxes(rng, before_discount: bool):
         if off
         else f"Sales tax is {tax:g}%."
     )
-    return f"You buy items priced {listing(ps)}. {deal} About how much is the total?", round(total, 2)
+    _, rounded, steps = rounded_sum(ps)
+    after, cut = take_off(rounded, off) if off else (rounded, "")
+    base = rounded if before_discount else after
+    t = math.floor(tax + 0.5)
+    added = nice(base * t / 100)
+    est = nice(after + added)
+    on = "the original total" if before_discount or not off else "the discounted total"
+    tax_text = f"Tax of about {t}% on {on} ({num(base)}) adds about {num(added)}: {num(est)}."
+    return (
+        f"You buy items priced {listing(ps)}. {deal} About how much is the total?",
+        round(total, 2),
+        (" ".join(x for x in (steps, cut, tax_text) if x), est),
+    )
 
 
 def tax_pre_discount(rng):
@@ -137,15 +202,27 @@ def units_lb_oz(rng):
     per_lb, ounces = price(rng, 2.99, 14.99), rng.randint(8, 96)  # 0.5 to 6 lb in whole ounces
     lb, oz = divmod(ounces, 16)
     weight = f"{lb} lb {oz} oz" if lb and oz else (f"{lb} lb" if lb else f"{oz} oz")
-    return f"Cheese costs {money(per_lb)} per pound. You buy {weight}. Roughly how much does it cost?", round(
-        per_lb * ounces / 16, 2
+    pounds, each = math.floor(ounces / 1.6 + 0.5) / 10, nice(per_lb)  # to the nearest tenth of a pound
+    est = nice(pounds * each)
+    return (
+        f"Cheese costs {money(per_lb)} per pound. You buy {weight}. Roughly how much does it cost?",
+        round(per_lb * ounces / 16, 2),
+        (
+            f"{weight} is about {num(pounds)} lb, at about ${num(each)} a pound: "
+            f"{num(pounds)} × {num(each)} ≈ {num(est)}.",
+            est,
+        ),
     )
 
 
 def units_kg_g(rng):
     per_kg, grams = price(rng, 3.99, 19.99), rng.randint(25, 90) * 10
-    return f"Coffee beans cost {money(per_kg)} per kilogram. You buy {grams} g. About how much is that?", round(
-        per_kg * grams / 1000, 2
+    kg, each = math.floor(grams / 50 + 0.5) / 20, nice(per_kg)  # to the nearest 50 g
+    est = nice(kg * each)
+    return (
+        f"Coffee beans cost {money(per_kg)} per kilogram. You buy {grams} g. About how much is that?",
+        round(per_kg * grams / 1000, 2),
+        (f"{grams} g is {num(kg)} kg, at about ${num(each)} a kilogram: {num(kg)} × {num(each)} ≈ {num(est)}.", est),
     )
 
 
@@ -157,34 +234,54 @@ def tips_service(rng):
         if fee
         else f" You tip {tip}%."
     )
-    return f"Your dinner bill is {money(bill)}.{fee_text} Roughly how much do you pay in total?", round(
-        with_fee * (1 + tip / 100), 2
+    extra = fee + tip  # the fee's share of the tip is a fraction of a percent: left out, as a person would
+    rounded = nice(bill)
+    est = nice(rounded * (1 + extra / 100))
+    what = f"the fee and the tip add about {extra}%" if fee else f"the tip adds {tip}%"
+    return (
+        f"Your dinner bill is {money(bill)}.{fee_text} Roughly how much do you pay in total?",
+        round(with_fee * (1 + tip / 100), 2),
+        (f"The bill is about ${num(rounded)}; {what}: {num(rounded)} × {num(1 + extra / 100)} ≈ {num(est)}.", est),
     )
 
 # %% ../nbs/02_streetmath.ipynb #11304454
 def fermi_crowd_density(rng):
     length, width, density = rng.randint(30, 70), rng.randint(20, 35), rng.choice([1, 1.5, 2, 2.5, 3, 3.5, 4])
+    a, b = math.floor(length / 5 + 0.5) * 5, math.floor(width / 5 + 0.5) * 5
+    est = nice(a * b * density)
     return (
         f"A plaza is {length} m long and {width} m wide, and the crowd packs about {density:g} people per square "
         "metre. "
         f"Roughly how many people are in the plaza?",
         round(length * width * density, 2),
+        (
+            f"The plaza is about {a} m by {b} m, {a * b} square metres; at {density:g} a square metre that is about "
+            f"{num(est)} people.",
+            est,
+        ),
     )
 
 
 def travel_drive_time(rng):
     miles, mph = rng.randint(5, 240), rng.randint(25, 65)
-    return f"You drive {miles} miles at an average of {mph} mph. About how many minutes does the trip take?", round(
-        60 * miles / mph, 2
+    d, v = (nice(miles) if miles >= 10 else miles), math.floor(mph / 5 + 0.5) * 5
+    est = nice(60 * d / v)
+    return (
+        f"You drive {miles} miles at an average of {mph} mph. About how many minutes does the trip take?",
+        round(60 * miles / mph, 2),
+        (f"About {num(d)} miles at about {v} mph is {num(d)} / {v} hours, × 60 ≈ {num(est)} minutes.", est),
     )
 
 
 def physics_fill_rate(rng):
     litres, rate = rng.randint(20, 100) / 2, rng.randint(40, 80) / 10  # 10-50 L in half litres, 4-8 L/min in tenths
+    v, q = nice(litres), math.floor(rate * 2 + 0.5) / 2
+    est = nice(v / q)
     return (
         f"A tap fills a {litres:g}-litre tank at {rate:g} litres per minute. Roughly how many minutes until it is "
         "full?",
         round(litres / rate, 2),
+        (f"About {num(v)} litres at about {num(q)} litres a minute: {num(v)} / {num(q)} ≈ {num(est)} minutes.", est),
     )
 
 # %% ../nbs/02_streetmath.ipynb #9a2ee1aa
@@ -220,16 +317,16 @@ def states_answer(prompt: str, exact: float) -> bool:
     return any(re.search(rf"(?<![\d.,]){re.escape(f)}(?![\d]|\.\d)", prompt) for f in forms)
 
 
-def draw(rng: random.Random, topic: str, subtopic: str) -> tuple[str, float]:
-    "One (prompt, exact value) for a subtopic, never one whose prompt states its answer."
+def draw(rng: random.Random, topic: str, subtopic: str) -> tuple[str, float, tuple[str, float]]:
+    "One (prompt, exact value, (worked estimate, estimate)) for a subtopic, never one whose prompt states its answer."
     while True:
-        prompt, exact = TOPICS[topic][1][subtopic](rng)
+        prompt, exact, worked = TOPICS[topic][1][subtopic](rng)
         if not states_answer(prompt, exact):
-            return prompt, float(exact)
+            return prompt, float(exact), worked
 
 # %% ../nbs/02_streetmath.ipynb #dbee1a1d
 def generate_streetmath(
-    n_train: int = 1000, n_test: int = 10000, seed: int = 0, topics: list[str] | None = None
+    n_train: int = 1000, n_test: int = 10000, seed: int = 0, topics: list[str] | None = None, worked: bool = False
 ) -> list[dict]:
     "StreetMath records for both splits: weighted topics, no duplicate prompt anywhere (so no test prompt is in train)."
     rng = random.Random(seed)
@@ -244,7 +341,7 @@ def generate_streetmath(
         while made < n:
             topic = rng.choices(names, weights)[0]
             subtopic = rng.choice(list(TOPICS[topic][1]))
-            prompt, exact = draw(rng, topic, subtopic)
+            prompt, exact, (steps, estimate) = draw(rng, topic, subtopic)
             if prompt in seen:
                 repeats += 1
                 if repeats > 10_000:
@@ -262,6 +359,7 @@ def generate_streetmath(
                     "prompt": prompt,
                     "split": split,
                     "exact_value": exact,
+                    **({"worked_estimate": steps, "estimate": float(estimate)} if worked else {}),
                 }
             )
             made += 1
@@ -317,17 +415,9 @@ def read_jsonl(path, allow_duplicate_ids: bool = False) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"StreetMath file {path} does not exist (a local path is never fetched from the Hub)")
     out, places = [], []
-    for i, line in enumerate(read_utf8(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            raw = strict_json(line, f"{path}, line {i}")
-        except ValueError as e:
-            raise ValueError(str(e).replace("malformed JSON at line 1,", "malformed JSON at")) from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}, line {i}: each line must be a JSON object")
-        out.append(parse_record(raw, f"{path}, line {i}"))
-        places.append(f"{path}, line {i}")
+    for where, raw in json_objects(path):
+        out.append(parse_record(raw, where))
+        places.append(where)
     return _unique_ids(out, places, allow_duplicate_ids)
 
 # %% ../nbs/02_streetmath.ipynb #c66a6d30
@@ -936,6 +1026,22 @@ def _check_decoding(s: StreetMathSettings):
             problems.append(f"{name}={v!r} must be a whole number >= {low}")
     if problems:
         raise ValueError("StreetMath settings: " + "; ".join(problems))
+
+# %% ../nbs/02_streetmath.ipynb #5d1e7a31
+def prompt_text(tokenizer, messages: list[dict], reference: bool = False) -> str:
+    "The exact text fed to a model: the chat template when the tokenizer has one, else the messages joined."
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if reference:
+        system = next((m["content"] for m in messages if m["role"] == "system"), None)
+        return (system + "\n\n" if system else "") + messages[-1]["content"]
+    return "\n\n".join(m["content"] for m in messages) + "\n"
+
+
+def prompt_ids(tokenizer, text: str, reference: bool = False) -> list[int]:
+    "Token ids of a prompt text (the reference always lets the tokenizer add its special tokens)."
+    special = reference or not getattr(tokenizer, "chat_template", None)
+    return tokenizer(text, add_special_tokens=special)["input_ids"]
 
 # %% ../nbs/02_streetmath.ipynb #be697c49
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -1,4 +1,5 @@
-"""Process-level training tests: kill -9 and resume, and torchrun with two processes on CPU."""
+"""Process-level training tests: kill -9 and resume (training and LoRA fine-tuning), and torchrun with two processes on
+CPU."""
 
 import json
 import os
@@ -44,6 +45,47 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("straight", "killed"))
     assert ma["train/loss"] == mb["train/loss"] and ma["val/loss"] == mb["val/loss"]
     state = json.loads((tmp_path / "killed" / "checkpoint-0000200" / "training_state.json").read_text())
+    assert state["resumed"][0]["at_step"] == killed_at
+
+
+LORA_RUN = """
+import sys
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from archnb.config import TrainConfig
+from archnb.data import streetmath_sft
+from archnb.train import FineTuner
+
+model_dir, out, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
+t = TrainConfig(max_steps=300, eval_interval=5, eval_iters=1, batch_size=4, learning_rate=3e-3, warmup_steps=2)
+model, tok = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+examples = streetmath_sft(64, seed=2)
+FineTuner(model, tok, examples, t, out, lora_r=4, lora_dropout=0.1, resume=resume, progress=False).fit()
+"""
+
+
+def test_sigkill_lora_finetune_then_resume_matches_uninterrupted(tmp_path):
+    from tiny_models import save_tiny_llama
+
+    model = save_tiny_llama(tmp_path / "tiny", n_layers=2)
+    lora = lambda out, how: [sys.executable, "-c", LORA_RUN, str(model), str(tmp_path / out), how]
+    subprocess.run(lora("straight", "fresh"), check=True, capture_output=True)
+    victim = subprocess.Popen(lora("killed", "fresh"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while latest_step(tmp_path / "killed") < 20:
+        assert victim.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = latest_step(tmp_path / "killed")
+    assert 20 <= killed_at < 300 and not (tmp_path / "killed" / "metrics.json").exists()
+    subprocess.run(lora("killed", "resume"), check=True, capture_output=True)
+    adapters = "checkpoint-0000300/adapter_model.safetensors"
+    a, b = (load_file(str(tmp_path / d / adapters)) for d in ("straight", "killed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("straight", "killed"))
+    assert ma["train/loss"] == mb["train/loss"] and ma["val/loss"] == mb["val/loss"]
+    state = json.loads((tmp_path / "killed" / "checkpoint-0000300" / "training_state.json").read_text())
     assert state["resumed"][0]["at_step"] == killed_at
 
 
