@@ -827,6 +827,164 @@ def _layerwise_options(p):
     _window_arguments(g)
     p.set_defaults(func=layerwise_command)
 
+# %% ../nbs/11_cli.ipynb #6a2c9e21
+def _published_test_set() -> Path | None:
+    "The published StreetMath test file beside this project (../shared/streetmath), when it is there."
+    return next(
+        (
+            p / "shared/streetmath/street_math_test.jsonl"
+            for p in Path.cwd().resolve().parents
+            if (p / "shared/streetmath/street_math_test.jsonl").is_file()
+        ),
+        None,
+    )
+
+
+FINETUNE_DEFAULTS = dict(
+    learning_rate=1e-4,
+    min_lr=1e-5,
+    warmup_steps=10,
+    max_steps=300,
+    eval_interval=50,
+    eval_iters=10,
+    batch_size=8,
+    weight_decay=0.0,
+)
+
+
+def finetune_command(args) -> int:
+    "Fine-tune a model on chat examples, fully or with LoRA; print the metrics; optionally merge."
+    from archnb.config import TRAIN_FIELDS, TrainConfig
+    from archnb.data import load_sft
+    from archnb.streetmath import load_streetmath
+    from archnb.train import FineTuner, merge_lora
+
+    given = {k: getattr(args, k) for k in TRAIN_FIELDS if getattr(args, k) is not None}
+    values = {**FINETUNE_DEFAULTS, **{k: v if isinstance(v, bool) else parse_value(v) for k, v in given.items()}}
+    if "warmup_steps" not in given:  # a short run keeps a tenth of its steps for warm-up
+        values["warmup_steps"] = min(values["warmup_steps"], int(values["max_steps"]) // 10)
+    t = TrainConfig(**values)
+    test_files = [*args.test_set, *([found] if (found := _published_test_set()) and not args.test_set else [])]
+    tests = [("the generated test split", load_streetmath("generated", split="test"))]
+    tests += [(str(f), load_streetmath(f, split=None)) for f in test_files]
+    examples = load_sft(args.data, n=args.n_examples, seed=args.data_seed, tests=tests)
+    args.device = t.device  # the model loads where it will train (TrainConfig.device, --device)
+    model, tok, _ = _local_model(args)
+    tuner = FineTuner(
+        model,
+        tok,
+        examples,
+        t,
+        Path(args.out),
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        lora_targets=args.lora_targets.split(",") if args.lora_targets else None,
+        freeze_embeddings=args.freeze_embeddings,
+        freeze_layers=args.freeze_layers,
+        max_params=args.max_params,
+        max_length=args.max_length,
+        pack=args.pack,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+    res = tuner.fit()
+    print("\n".join(f"{k:<24}{v:,.4g}" if isinstance(v, float) else f"{k:<24}{v}" for k, v in res.items()))
+    if args.merge and res["status"] != "diverged":
+        print(f"merged model: {merge_lora(tuner.model, args.merge, tok)}")
+    return 0 if res["status"] != "diverged" else 1
+
+# %% ../nbs/11_cli.ipynb #6a2c9e22
+def _finetune_options(p):
+    "The `finetune` subcommand's options: model, data, method, run folder, then one option per TrainConfig field."
+    from archnb.config import TRAIN_FIELDS
+
+    g = p.add_argument_group("the model")
+    g.add_argument("--model", default="smollm2-135m-instruct", help="model name, folder, .gguf file or archnb run")
+    g.add_argument("--num-layers", type=int, default=None, help="keep this many layers (more adds new ones)")
+    g.add_argument("--layer-selection", default="first", metavar="WHICH", help="first (default), last or spread")
+    g.add_argument("--torch-dtype", default="auto", metavar="DTYPE", help="weights' dtype (default: auto)")
+    g.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from its repository")
+    g = p.add_argument_group("the data")
+    g.add_argument("--data", default="streetmath-sft", help="streetmath-sft (default) or a JSONL file of examples")
+    g.add_argument("--n-examples", type=int, default=1000, help="streetmath-sft examples (default: 1000)")
+    g.add_argument("--data-seed", type=int, default=0, help="seed of the streetmath-sft questions (default: 0)")
+    g.add_argument(
+        "--test-set", action="append", default=[], metavar="FILE", help="refuse examples asking these questions"
+    )
+    g.add_argument("--max-length", type=int, default=None, help="refuse examples longer than this many tokens")
+    g.add_argument("--pack", action="store_true", help="pack examples into sequences of --max-length, not pad them")
+    g = p.add_argument_group("the method")
+    g.add_argument("--lora-r", type=int, default=0, help="LoRA rank; 0 (default) fine-tunes every weight")
+    g.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default: 2 × rank)")
+    g.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout (default: 0)")
+    g.add_argument("--lora-targets", default=None, help="comma-separated module names (default: every block linear)")
+    g.add_argument("--freeze-embeddings", action="store_true", help="do not train the input embeddings")
+    g.add_argument("--freeze-layers", type=int, default=0, metavar="N", help="do not train the first N blocks")
+    g.add_argument("--max-params", default=None, metavar="N", help="refuse a model with more parameters (e.g. 380M)")
+    g = p.add_argument_group("the run")
+    g.add_argument("--out", required=True, metavar="DIR", help="run folder")
+    g.add_argument("--resume", nargs="?", const=True, default=False, metavar="PATH", help="resume the run folder")
+    g.add_argument("--merge", default=None, metavar="DIR", help="write the merged model to DIR when training ends")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for name, (default, kind) in TRAIN_FIELDS.items():
+        _train_field_option(p, name, default, kind)
+    p.set_defaults(func=finetune_command, device_map=None, multi_gpu=False, layer_slice_mode=None, protocol="archnb")
+
+# %% ../nbs/11_cli.ipynb #6a2c9e31
+KEEP_NAMES = {
+    "good": "Good approximation",
+    "exact": "Exact math",
+    "mildly": "Mildly off",
+    "way": "Way off",
+    "uncategorized": "Uncategorized",
+}
+
+
+def sample_sft_command(args) -> int:
+    "Sample a teacher's replies, keep the well-judged ones as fine-tuning examples; print what was kept."
+    from archnb.evaluate import sample_sft
+
+    wanted = [w.strip() for w in args.keep.split(",") if w.strip()]
+    if bad := [w for w in wanted if w not in KEEP_NAMES]:
+        raise ValueError(f"--keep {','.join(bad)}: each must be one of {', '.join(KEEP_NAMES)}")
+    settings = command_settings(args)
+    questions = command_samples(args, settings)
+    gen, run_info = command_generator(args, settings)
+    got = sample_sft(
+        gen,
+        questions=questions,
+        k=args.k,
+        keep=[KEEP_NAMES[w] for w in wanted],
+        settings=settings,
+        output=args.out,
+        resume=args.resume,
+        reading=args.reading,
+        progress=not args.no_progress,
+        run_info=run_info,
+    )
+    judged = ", ".join(f"{k} {n}" for k, n in sorted(got["judged"].items()))
+    print(
+        f"{got['asked']} replies asked ({judged}); {got['examples']} kept as examples ({got['repeats']} repeats "
+        f"dropped): {got['output']}\nreplies: {', '.join(map(str, got['replies']))}"
+    )
+    return 0
+
+
+def _sample_sft_options(p):
+    "The `sample-sft` subcommand's options: the streetmath command's teacher and questions, then the sampling."
+    for add in (_prompt_arguments, _decoding_arguments, _question_arguments, _model_arguments, _placement_arguments):
+        add(p)
+    _server_arguments(p)
+    g = p.add_argument_group("the sampling")
+    g.add_argument("--teacher", dest="model", help="the model that answers (the same as --model)")
+    g.add_argument("--k", type=int, default=4, help="sampled replies per question (default: 4)")
+    g.add_argument("--keep", default="good,exact", help="judgements kept, comma-separated (default: good,exact)")
+    g.add_argument("--reading", choices=["reference", "archnb"], default="reference", help="which reading judges")
+    g.add_argument("--out", required=True, metavar="FILE", help="the fine-tuning examples (JSONL)")
+    _switches(g, {"--resume": "continue the replies file and rewrite the examples", "--no-progress": "no progress bar"})
+    p.set_defaults(func=sample_sft_command, split="train")
+
 # %% ../nbs/11_cli.ipynb #457ea6b0
 COMMANDS = {  # name: (what it does, the function that adds its options)
     "presets": ("list the presets, or show one in detail", _presets_options),
@@ -838,6 +996,11 @@ COMMANDS = {  # name: (what it does, the function that adds its options)
         _streetmath_options,
     ),
     "layerwise": ("layerwise geometry of a model reading StreetMath prompts (no generation)", _layerwise_options),
+    "finetune": (
+        "fine-tune a model on chat examples (streetmath-sft or a file), fully or with LoRA",
+        _finetune_options,
+    ),
+    "sample-sft": ("fine-tuning examples by rejection sampling a teacher's StreetMath replies", _sample_sft_options),
 }
 
 # %% ../nbs/11_cli.ipynb #f64d16eb

@@ -24,7 +24,7 @@ from .streetmath import StreetMathSettings, generate_streetmath, num, prompt_ids
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'SFT_ROLES', 'IGNORE_INDEX', 'load_corpus', 'bytes_tokenizer', 'train_bpe', 'save_tokenizer',
            'hf_tokenizer', 'write_token_files', 'load_tokens', 'TokenBatches', 'prepare_data', 'streetmath_sft',
-           'read_sft', 'check_no_overlap', 'load_sft', 'sft_tokens', 'SFTBatches']
+           'read_sft', 'check_no_overlap', 'load_sft', 'sft_tokens', 'SFTBatches', 'PackedSFTBatches']
 
 # %% ../nbs/03_data.ipynb #c623eef3
 def friendly(x: float) -> float:
@@ -457,3 +457,69 @@ class SFTBatches:
             n = len(r["input_ids"])
             ids[b, :n], labels[b, :n], mask[b, :n] = torch.tensor(r["input_ids"]), torch.tensor(r["labels"]), 1
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    def tokens(self, i: int) -> int:
+        "The real (non-padding) tokens of batch i."
+        return sum(len(self.rows[j]["input_ids"]) for j in self.indices(i))
+
+# %% ../nbs/03_data.ipynb #6a0c1e31
+class PackedSFTBatches(SFTBatches):
+    "Reproducible batches of examples packed end to end into sequences of at most max_length, attention kept apart."
+
+    def __init__(self, rows: list[dict], batch_size: int, pad_id: int, max_length: int, seed: int = 0, ids=None):
+        if not max_length:
+            raise ValueError("packing needs max_length: the length of the sequences examples are packed into")
+        super().__init__(rows, batch_size, pad_id, seed, False, max_length, ids)
+        self.max_length, self._counts = max_length, []
+        self.per_pass = max(1, len(self._pass_order(0)))
+
+    def _pass_order(self, p: int) -> list[list[list[int]]]:
+        "The batches (lists of packed sequences of row indices) of pass p."
+        if self._cached[0] == p:
+            return self._cached[1]
+        order = list(range(len(self.rows)))
+        random.Random(f"{self.seed}-{p}").shuffle(order)
+        sequences, current, used = [], [], 0
+        for i in order:
+            n = len(self.rows[i]["input_ids"])
+            if current and used + n > self.max_length:
+                sequences.append(current)
+                current, used = [], 0
+            current, used = current + [i], used + n
+        sequences += [current] if current else []
+        whole = len(sequences) - len(sequences) % self.batch_size  # an incomplete last batch waits for the next pass
+        self._cached = (p, [sequences[k : k + self.batch_size] for k in range(0, whole, self.batch_size)])
+        return self._cached[1]
+
+    def indices(self, i: int) -> list[list[int]]:
+        "The packed sequences (row indices) of batch i."
+        p = 0
+        while True:
+            if p == len(self._counts):
+                self._counts.append(len(self._pass_order(p)))
+            if i < self._counts[p]:
+                return self._pass_order(p)[i]
+            i, p = i - self._counts[p], p + 1
+
+    def tokens(self, i: int) -> int:
+        return sum(len(self.rows[j]["input_ids"]) for seq in self.indices(i) for j in seq)
+
+    def __getitem__(self, i: int) -> dict:
+        "Batch i: input_ids, labels, restarting position_ids and a block-diagonal causal attention_mask (b, 1, T, T)."
+        sequences = self.indices(i)
+        width = max(sum(len(self.rows[j]["input_ids"]) for j in seq) for seq in sequences)
+        ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(sequences), width), IGNORE_INDEX, dtype=torch.long)
+        positions = torch.zeros((len(sequences), width), dtype=torch.long)
+        segment = torch.full((len(sequences), width), -1, dtype=torch.long)
+        for b, seq in enumerate(sequences):
+            at = 0
+            for k, j in enumerate(seq):
+                r, n = self.rows[j], len(self.rows[j]["input_ids"])
+                ids[b, at : at + n], labels[b, at : at + n] = torch.tensor(r["input_ids"]), torch.tensor(r["labels"])
+                positions[b, at : at + n], segment[b, at : at + n] = torch.arange(n), k
+                at += n
+        causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
+        same = (segment[:, :, None] == segment[:, None, :]) & (segment[:, None, :] >= 0)
+        mask = (same & causal) | torch.eye(width, dtype=torch.bool)  # padding sees only itself: no empty row
+        return {"input_ids": ids, "labels": labels, "position_ids": positions, "attention_mask": mask[:, None]}

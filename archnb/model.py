@@ -167,6 +167,8 @@ class Block(GradientCheckpointingLayer):
 # %% ../nbs/01_model.ipynb #fa848f56
 def position_ids_for(attention_mask, past: int, T: int, device) -> torch.Tensor:
     "Positions of the T new tokens: counting only real (unpadded) tokens when a mask is given."
+    if attention_mask is not None and attention_mask.dim() == 4:
+        raise ValueError("a 4-D attention_mask (one mask per query) needs position_ids as well")
     if attention_mask is not None and not bool(attention_mask.all()):
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
     return torch.arange(past, past + T, device=device)[None]
@@ -174,6 +176,8 @@ def position_ids_for(attention_mask, past: int, T: int, device) -> torch.Tensor:
 
 def causal_mask(attention_mask, past: int, T: int, device):
     "None for plain causal attention; else a (batch, 1, T, past + T) boolean mask, True where attending is allowed."
+    if attention_mask is not None and attention_mask.dim() == 4:  # given whole, as transformers accepts (packing)
+        return attention_mask.bool()
     padded = attention_mask is not None and not bool(attention_mask.all())
     if not padded and (past == 0 or T == 1):
         return None

@@ -31,7 +31,7 @@ from archnb.checkpoint import (
     save_checkpoint,
 )
 from .files import atomic_write_text, no_space
-from .data import SFTBatches, TokenBatches, load_tokens, prepare_data, sft_tokens
+from .data import PackedSFTBatches, SFTBatches, TokenBatches, load_tokens, prepare_data, sft_tokens
 from .metrics import evaluate, inference_metrics, memory_metrics, param_metrics, perf_metrics, window_loss
 from .model import ArchForCausalLM, load_converted
 
@@ -649,6 +649,7 @@ class FineTuner(Trainer):
         max_params=None,
         max_length: int | None = None,
         group_by_length: bool = True,
+        pack: bool = False,
         resume=False,
         callbacks=(),
         progress: bool = True,
@@ -660,7 +661,9 @@ class FineTuner(Trainer):
         self.base, self.tokenizer, self.fingerprint = model, tokenizer, _model_fingerprint(model)
         self.lora = dict(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets)
         self.freezing = dict(embeddings=freeze_embeddings, first_layers=freeze_layers)
-        self.max_length, self.group_by_length = max_length, group_by_length
+        self.max_length, self.group_by_length, self.pack = max_length, group_by_length, pack
+        if pack and not max_length:
+            raise ValueError("pack=True needs max_length: the length of the sequences examples are packed into")
         self.train_examples, self.val_examples = _held_out(examples, val_examples, train_config.seed)
 
 # %% ../nbs/05_train.ipynb #7b2e0c12
@@ -729,9 +732,14 @@ def _make_batches(self: FineTuner, global_batch: int):
     rows = lambda examples: [sft_tokens(self.tokenizer, e["messages"]) for e in examples]
     names = lambda examples: [e.get("id", k) for k, e in enumerate(examples)]
     train, val = rows(self.train_examples), rows(self.val_examples)
-    self.train_batches = SFTBatches(
-        train, global_batch, pad, self.t.seed, self.group_by_length, self.max_length, names(self.train_examples)
-    )
+    if self.pack:
+        self.train_batches = PackedSFTBatches(
+            train, global_batch, pad, self.max_length, self.t.seed, names(self.train_examples)
+        )
+    else:
+        self.train_batches = SFTBatches(
+            train, global_batch, pad, self.t.seed, self.group_by_length, self.max_length, names(self.train_examples)
+        )
     self.val_batches = SFTBatches(val, min(EVAL_BATCH_SIZE, len(val)), pad, self.t.seed + 1, False, self.max_length)
     self.tokens_per_step = None  # each batch has its own length
     self.total_steps = self.t.max_steps or max(1, self.t.epochs * self.train_batches.per_pass)
@@ -746,7 +754,7 @@ def _micro_loss(self: FineTuner, batch: dict, start: int, stop: int) -> torch.Te
 @patch
 def _step_tokens(self: FineTuner) -> int:
     "The non-padding tokens of the step's global batch."
-    return int(self.train_batches[self.step]["attention_mask"].sum())  # called before the step count moves on
+    return self.train_batches.tokens(self.step)  # called before the step count moves on
 
 
 @torch.no_grad()
