@@ -194,9 +194,9 @@ def _train_options(p):
     p.set_defaults(func=train_command)
 
 # %% ../nbs/11_cli.ipynb #39f0a6bc
-def _train_field_option(p, name: str, default, kind):
+def _train_field_option(p, name: str, default, kind, source: str = "the preset's, else "):
     "One TrainConfig field as an option: a flag pair for true/false, otherwise a value checked by TrainConfig."
-    flag, fallback = "--" + name.replace("_", "-"), f"(default: the preset's, else {default!r})"
+    flag, fallback = "--" + name.replace("_", "-"), f"(default: {source}{default!r})"
     if kind == "bool":
         p.add_argument(
             flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=f"TrainConfig.{name} {fallback}"
@@ -828,76 +828,46 @@ def _layerwise_options(p):
     p.set_defaults(func=layerwise_command)
 
 # %% ../nbs/11_cli.ipynb #6a2c9e21
-def _published_test_set() -> Path | None:
-    "The published StreetMath test file beside this project (../shared/streetmath), when it is there."
-    return next(
-        (
-            p / "shared/streetmath/street_math_test.jsonl"
-            for p in Path.cwd().resolve().parents
-            if (p / "shared/streetmath/street_math_test.jsonl").is_file()
-        ),
-        None,
+def _finetune_experiment(args):
+    "The FineTuneExperiment the command line describes (its TrainConfig options over the fine-tuning defaults)."
+    from archnb.config import TRAIN_FIELDS
+    from archnb.finetune import FINETUNE_OPTIONS, FineTuneExperiment
+
+    given = {
+        k: v if isinstance(v, bool) else parse_value(v) for k in TRAIN_FIELDS if (v := getattr(args, k)) is not None
+    }
+    options = {k: getattr(args, k) for k in FINETUNE_OPTIONS}
+    options["lora_targets"] = args.lora_targets.split(",") if args.lora_targets else None
+    return FineTuneExperiment(
+        Path(args.out).name,
+        args.model,
+        {**options, **given},
+        data=args.data,
+        test_sets=args.test_set,
+        streetmath_questions=args.streetmath_questions,
     )
-
-
-FINETUNE_DEFAULTS = dict(
-    learning_rate=1e-4,
-    min_lr=1e-5,
-    warmup_steps=10,
-    max_steps=300,
-    eval_interval=50,
-    eval_iters=10,
-    batch_size=8,
-    weight_decay=0.0,
-)
 
 
 def finetune_command(args) -> int:
-    "Fine-tune a model on chat examples, fully or with LoRA; print the metrics; optionally merge."
-    from archnb.config import TRAIN_FIELDS, TrainConfig
-    from archnb.data import load_sft
-    from archnb.streetmath import load_streetmath
-    from archnb.train import FineTuner, merge_lora
+    "Fine-tune a model on chat examples, fully or with LoRA; print the metrics; optionally ask StreetMath and merge."
+    from archnb.finetune import ask_streetmath, build_finetune
+    from archnb.train import merge_lora
 
-    given = {k: getattr(args, k) for k in TRAIN_FIELDS if getattr(args, k) is not None}
-    values = {**FINETUNE_DEFAULTS, **{k: v if isinstance(v, bool) else parse_value(v) for k, v in given.items()}}
-    if "warmup_steps" not in given:  # a short run keeps a tenth of its steps for warm-up
-        values["warmup_steps"] = min(values["warmup_steps"], int(values["max_steps"]) // 10)
-    t = TrainConfig(**values)
-    test_files = [*args.test_set, *([found] if (found := _published_test_set()) and not args.test_set else [])]
-    tests = [("the generated test split", load_streetmath("generated", split="test"))]
-    tests += [(str(f), load_streetmath(f, split=None)) for f in test_files]
-    examples = load_sft(args.data, n=args.n_examples, seed=args.data_seed, tests=tests)
-    args.device = t.device  # the model loads where it will train (TrainConfig.device, --device)
-    model, tok, _ = _local_model(args)
-    tuner = FineTuner(
-        model,
-        tok,
-        examples,
-        t,
-        Path(args.out),
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        lora_targets=args.lora_targets.split(",") if args.lora_targets else None,
-        freeze_embeddings=args.freeze_embeddings,
-        freeze_layers=args.freeze_layers,
-        max_params=args.max_params,
-        max_length=args.max_length,
-        pack=args.pack,
-        resume=args.resume,
-        progress=not args.no_progress,
-    )
-    res = tuner.fit()
-    print("\n".join(f"{k:<24}{v:,.4g}" if isinstance(v, float) else f"{k:<24}{v}" for k, v in res.items()))
+    experiment = _finetune_experiment(args)
+    built = build_finetune(experiment, Path(args.out), resume=args.resume, progress=not args.no_progress)
+    res = built.tuner.fit()
+    if res["status"] != "diverged" and args.streetmath_questions:
+        res.update(ask_streetmath(experiment, built, Path(args.out)))
+    print("\n".join(f"{k:<23} {v:,.4g}" if isinstance(v, float) else f"{k:<23} {v}" for k, v in res.items()))
     if args.merge and res["status"] != "diverged":
-        print(f"merged model: {merge_lora(tuner.model, args.merge, tok)}")
+        print(f"merged model: {merge_lora(built.tuner.model, args.merge, built.tokenizer)}")
     return 0 if res["status"] != "diverged" else 1
 
 # %% ../nbs/11_cli.ipynb #6a2c9e22
 def _finetune_options(p):
     "The `finetune` subcommand's options: model, data, method, run folder, then one option per TrainConfig field."
     from archnb.config import TRAIN_FIELDS
+    from archnb.finetune import FINETUNE_DEFAULTS
 
     g = p.add_argument_group("the model")
     g.add_argument("--model", default="smollm2-135m-instruct", help="model name, folder, .gguf file or archnb run")
@@ -926,10 +896,18 @@ def _finetune_options(p):
     g.add_argument("--out", required=True, metavar="DIR", help="run folder")
     g.add_argument("--resume", nargs="?", const=True, default=False, metavar="PATH", help="resume the run folder")
     g.add_argument("--merge", default=None, metavar="DIR", help="write the merged model to DIR when training ends")
+    g.add_argument(
+        "--streetmath-questions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then ask N test questions (greedy, reference prompts); results in DIR/streetmath.jsonl (default: 0)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("training (defaults are the fine-tuning ones; warm-up is at most a tenth of the steps)")
     for name, (default, kind) in TRAIN_FIELDS.items():
-        _train_field_option(p, name, default, kind)
-    p.set_defaults(func=finetune_command, device_map=None, multi_gpu=False, layer_slice_mode=None, protocol="archnb")
+        _train_field_option(g, name, FINETUNE_DEFAULTS.get(name, default), kind, "")
+    p.set_defaults(func=finetune_command)
 
 # %% ../nbs/11_cli.ipynb #6a2c9e31
 KEEP_NAMES = {
@@ -985,6 +963,58 @@ def _sample_sft_options(p):
     _switches(g, {"--resume": "continue the replies file and rewrite the examples", "--no-progress": "no progress bar"})
     p.set_defaults(func=sample_sft_command, split="train")
 
+# %% ../nbs/11_cli.ipynb #6a2c9e41
+def bench_finetune_command(args) -> int:
+    "Fine-tune with archnb and with TRL on the same work; print the figures and the ratios."
+    from archnb.finetune import append_bench_result, bench_sft
+
+    got = bench_sft(
+        args.model,
+        args.num_layers,
+        args.n_examples,
+        args.steps,
+        args.batch_size,
+        args.lora_r,
+        args.learning_rate,
+        args.warmup_steps,
+        args.seed,
+        args.repeats,
+        args.group_by_length,
+        args.device,
+        not args.no_progress,
+    )
+    print(got["table"].to_string(float_format=lambda v: f"{v:,.4g}"))
+    r = got["ratios"]
+    print(
+        f"archnb / TRL: tokens/s {r['tokens_per_s']:.3f}x, peak memory {r['peak_memory']:.3f}x, "
+        f"held-out loss {r['val_loss_difference']:+.4f} (archnb minus TRL)"
+    )
+    if args.output:
+        print(f"appended to {append_bench_result(args.output, got)}")
+    return 0
+
+
+def _bench_finetune_options(p):
+    "The `bench-finetune` subcommand's options."
+    p.add_argument("--model", default="smollm2-135m-instruct", help="model name, folder or .gguf file")
+    p.add_argument("--num-layers", type=int, default=None, help="keep this many layers")
+    for flag, kind, default, what in (
+        ("--n-examples", int, 256, "streetmath-sft training examples"),
+        ("--steps", int, 20, "optimizer steps"),
+        ("--batch-size", int, 8, "examples per step"),
+        ("--lora-r", int, 0, "LoRA rank on both sides; 0 trains every weight"),
+        ("--learning-rate", float, 1e-4, "constant after the warm-up"),
+        ("--warmup-steps", int, 2, "warm-up steps"),
+        ("--seed", int, 0, "seed of the examples, the weights' noise and the batches"),
+        ("--repeats", int, 1, "runs of each trainer, alternating; figures are medians"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=f"{what} (default: {default})")
+    p.add_argument("--group-by-length", action="store_true", help="let archnb group batches by length (TRL cannot)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--output", default=None, metavar="FILE", help="append the result to FILE as a JSON line")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=bench_finetune_command)
+
 # %% ../nbs/11_cli.ipynb #457ea6b0
 COMMANDS = {  # name: (what it does, the function that adds its options)
     "presets": ("list the presets, or show one in detail", _presets_options),
@@ -1001,6 +1031,10 @@ COMMANDS = {  # name: (what it does, the function that adds its options)
         _finetune_options,
     ),
     "sample-sft": ("fine-tuning examples by rejection sampling a teacher's StreetMath replies", _sample_sft_options),
+    "bench-finetune": (
+        "archnb's fine-tuning against TRL's SFTTrainer: tokens/s, memory, loss",
+        _bench_finetune_options,
+    ),
 }
 
 # %% ../nbs/11_cli.ipynb #f64d16eb

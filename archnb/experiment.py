@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import itertools
 import json
 import re
@@ -22,7 +23,8 @@ from .data import prepare_data
 from .train import Trainer
 
 # %% auto #0
-__all__ = ['Experiment', 'run_trial', 'read_record', 'expand_grid', 'plan_sweep', 'SweepResult', 'sweep', 'compare', 'demo']
+__all__ = ['EXPERIMENT_KINDS', 'Experiment', 'experiment_kind', 'run_trial', 'read_record', 'expand_grid', 'plan_sweep',
+           'SweepResult', 'sweep', 'compare', 'demo']
 
 # %% ../nbs/07_experiment.ipynb #7822fcbd
 def safe_name(text: str) -> str:
@@ -136,10 +138,32 @@ class Experiment:
         return record
 
 # %% ../nbs/07_experiment.ipynb #6c95444b
+EXPERIMENT_KINDS = {  # the kinds of experiment a trial config can name, and the module that holds each
+    "Experiment": "archnb.experiment",
+    "FineTuneExperiment": "archnb.finetune",
+}
+
+
+def experiment_kind(experiment) -> str:
+    "The kind of experiment that trial configs carry (`Experiment`, `FineTuneExperiment`)."
+    kind = type(experiment).__name__
+    if kind not in EXPERIMENT_KINDS:
+        raise ValueError(f"{kind} is not a kind of experiment a sweep runs: one of {', '.join(EXPERIMENT_KINDS)}")
+    return kind
+
+
+def _experiment_class(kind: str | None):
+    "The experiment class a trial config names (Experiment when it names none)."
+    if kind not in (None, *EXPERIMENT_KINDS):
+        raise ValueError(f"kind={kind!r} must be one of {', '.join(EXPERIMENT_KINDS)}")
+    return getattr(importlib.import_module(EXPERIMENT_KINDS[kind or "Experiment"]), kind or "Experiment")
+
+
 def run_trial(config: dict, callbacks=()) -> dict:
-    "The objective for search tools: an Experiment's fields (and `progress`) in, its record with metrics out."
-    fields = {f.name for f in dataclasses.fields(Experiment)}
-    return Experiment(**{k: v for k, v in config.items() if k in fields}).run(
+    "The objective for search tools: an experiment's fields (its `kind` and `progress`) in, its record out."
+    cls = _experiment_class(config.get("kind"))
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in config.items() if k in fields}).run(
         progress=config.get("progress", False), callbacks=callbacks
     )
 
@@ -161,8 +185,8 @@ def trial_name(sweep_name: str, combo: dict) -> str:
     return f"{sweep_name}/" + safe_name(",".join(f"{k}={v}" for k, v in combo.items()))
 
 # %% ../nbs/07_experiment.ipynb #c0734a7e
-def plan_sweep(base: Experiment, grid: dict, name: str) -> tuple[list[dict], list[dict]]:
-    "(trial configs, skipped combinations with the reason), checking each combination before anything runs."
+def plan_sweep(base, grid: dict, name: str) -> tuple[list[dict], list[dict]]:
+    "(trial configs, skipped combinations with the reason) for an Experiment or FineTuneExperiment base, all checked."
     trials, skipped = [], []
     for combo in expand_grid(grid):
         trial = dataclasses.replace(base, name=trial_name(name, combo), overrides={**base.overrides, **combo})
@@ -171,7 +195,9 @@ def plan_sweep(base: Experiment, grid: dict, name: str) -> tuple[list[dict], lis
         except ConfigError as e:
             skipped.append({"overrides": combo, "reason": "; ".join(e.problems)})
             continue
-        trials.append({f.name: getattr(trial, f.name) for f in dataclasses.fields(trial)})
+        trials.append(
+            {"kind": experiment_kind(trial), **{f.name: getattr(trial, f.name) for f in dataclasses.fields(trial)}}
+        )
     return trials, skipped
 
 # %% ../nbs/07_experiment.ipynb #090f2c21
@@ -285,7 +311,17 @@ def sweep(
     return SweepResult(records, skipped, compare(records, mixed_precision="precision" in grid))
 
 # %% ../nbs/07_experiment.ipynb #428569e3
-COMPARE_COLUMNS = ["run", "status", "params_M", "precision", *METRIC_COLUMNS, "streetmath_good_rate", "error"]
+COMPARE_COLUMNS = [
+    "run",
+    "status",
+    "params_M",
+    "trainable_M",
+    "precision",
+    *METRIC_COLUMNS,
+    "streetmath_good_rate",
+    "streetmath_good_ci95",
+    "error",
+]
 
 # %% ../nbs/07_experiment.ipynb #f38cc095
 # where each measured column of a comparison comes from in a run's metrics
@@ -321,9 +357,11 @@ def _compare_row(record: dict) -> dict:
         "status": record["status"],
         **{f"set:{k}": v for k, v in varied.items()},
         "params_M": m.get("params/total", float("nan")) / 1e6,
+        "trainable_M": m.get("params/trainable", m.get("params/total", float("nan"))) / 1e6,
         "precision": m.get("precision"),
         **{column: m.get(key) for column, key in _METRIC_SOURCES.items()},
         "streetmath_good_rate": m.get("streetmath/good_rate"),
+        "streetmath_good_ci95": tuple(m["streetmath/good_ci95"]) if "streetmath/good_ci95" in m else None,
         "error": record.get("error"),
     }
 

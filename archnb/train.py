@@ -37,7 +37,7 @@ from .model import ArchForCausalLM, load_converted
 
 # %% auto #0
 __all__ = ['lr_at', 'Callback', 'NaNGuard', 'ProgressBar', 'JSONLHistory', 'TensorBoard', 'EarlyStop', 'Trainer', 'parse_count',
-           'block_linear_names', 'add_lora', 'freeze', 'merge_lora', 'FineTuner']
+           'block_linear_names', 'lora_config', 'add_lora', 'freeze', 'merge_lora', 'FineTuner']
 
 # %% ../nbs/05_train.ipynb #bdecb3ae
 def lr_at(step: int, t: TrainConfig, total_steps: int) -> float:
@@ -575,17 +575,23 @@ def block_linear_names(model: torch.nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if n.startswith(stack + ".") and isinstance(m, torch.nn.Linear)]
 
 
-def add_lora(model, r: int = 16, alpha: int | None = None, dropout: float = 0.0, target_modules=None):
-    "The model with LoRA adapters (peft) on `target_modules` (default: every linear layer of its blocks)."
-    from peft import LoraConfig, get_peft_model
+def lora_config(model, r: int = 16, alpha: int | None = None, dropout: float = 0.0, target_modules=None):
+    "peft's LoraConfig as archnb uses it: alpha 2 × rank unless given, every block linear unless told otherwise."
+    from peft import LoraConfig
 
     if not isinstance(r, int) or r < 1:
         raise ValueError(f"lora_r={r!r} must be a whole number of at least 1")
     targets = list(target_modules) if target_modules else block_linear_names(model)
-    config = LoraConfig(
+    return LoraConfig(
         r=r, lora_alpha=alpha or 2 * r, lora_dropout=dropout, target_modules=targets, task_type="CAUSAL_LM"
     )
-    return get_peft_model(model, config)
+
+
+def add_lora(model, r: int = 16, alpha: int | None = None, dropout: float = 0.0, target_modules=None):
+    "The model with LoRA adapters (peft) on `target_modules` (default: every linear layer of its blocks)."
+    from peft import get_peft_model
+
+    return get_peft_model(model, lora_config(model, r, alpha, dropout, target_modules))
 
 
 def freeze(model, embeddings: bool = False, first_layers: int = 0) -> int:

@@ -130,3 +130,29 @@ def test_torchrun_two_processes_match_one(tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").glob("checkpoint-*")) == [
         "checkpoint-0000010"
     ]  # only rank 0 wrote
+
+
+def test_torchrun_lora_finetune_two_processes_match_one(tmp_path):
+    """Two ranks of 2 examples fine-tune as one process of 2 examples with 2 accumulation steps: the same rows."""
+    from tiny_models import save_tiny_llama
+
+    model = save_tiny_llama(tmp_path / "tiny", n_layers=2)
+    args = ["finetune", "--model", model, "--n-examples", 64, "--max-steps", 6, "--eval-interval", 6]
+    args += ["--eval-iters", 2, "--batch-size", 2, "--lora-r", 4, "--learning-rate", 1e-3, "--no-progress"]
+    one = subprocess.run(
+        archnb(*args, "--grad-accum-steps", 2, "--out", tmp_path / "one"), capture_output=True, text=True
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "archnb"]
+    two = subprocess.run(
+        [*torchrun, *map(str, args), "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert abs(one["train/loss"] - two["train/loss"]) < TOLERANCE, (one["train/loss"], two["train/loss"])
+    assert abs(one["val/loss"] - two["val/loss"]) < TOLERANCE, (one["val/loss"], two["val/loss"])
+    checkpoints = sorted(p.name for p in (tmp_path / "two").glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-0000006"]  # only rank 0 wrote
+    assert (tmp_path / "two" / checkpoints[0] / "adapter_model.safetensors").exists()
