@@ -756,13 +756,13 @@ def table_command(args) -> int:
 
 # %% ../nbs/11_cli.ipynb #48f44428
 def demo_command(args) -> int:
-    "Run the demo study and print its table and where the report is."
-    from archnb.config import table_number
+    "Run the demo study; print its summary over seeds, the report's verdicts and where the report is."
     from archnb.experiment import demo
+    from archnb.plots import people_table, verdicts
 
-    res = demo(args.out, steps=args.steps, progress=not args.no_progress)
-    cols = ["run", "params_M", "val_loss", "val_ppl", "tokens_per_s", "peak_mem_gb", "ppl_per_M_params"]
-    print(res["table"][cols].to_string(index=False, float_format=table_number))
+    res = demo(args.out, steps=args.steps, progress=not args.no_progress, seeds=args.seeds)
+    print(people_table(res["summary"]).to_string(index=False))
+    print("\n" + "\n".join(verdicts(res["table"])))
     print(f"\nreport: {res['out'] / 'report.md'}; plots: {', '.join(str(p) for p in res['images'].values())}")
     return 0
 
@@ -773,6 +773,14 @@ def _demo_options(p):
         "--out", default="runs/demo", metavar="DIR", help="where the runs, plots and report go (default: runs/demo)"
     )
     p.add_argument("--steps", type=int, default=150, help="training steps per run (default: 150)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        metavar="N",
+        help="seeds: every variant runs once per seed, and the report compares them across seeds (default: 0 1 2)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=demo_command)
 

@@ -575,7 +575,10 @@ def check_budget(config_or_model, max_params: int) -> int:
     "Raise `BudgetError` if the model has more than `max_params` parameters; return the count."
     n = n_params(config_or_model)
     if n > max_params:
-        raise BudgetError(f"Model has {n} parameters, which is greater than the maximum allowed {max_params}")
+        raise BudgetError(
+            f"Model has {n} parameters, which is greater than the maximum allowed {max_params} "
+            f"(over by {n - max_params:,}, {(n - max_params) / max_params:.1%} of the budget)"
+        )
     return n
 
 # %% ../nbs/00_config.ipynb #7e3a5c1d

@@ -758,18 +758,17 @@ def sweep_row(n_layers: int, summary: dict, reading: str = "reference") -> dict:
 # %% ../nbs/09b_evaluate.ipynb #0f6a167a
 def plot_layer_sweep(table, title: str = "StreetMath judgements against depth"):
     "Judgement rates (with 95% intervals) against the number of layers kept."
-    import matplotlib.pyplot as plt
+    from archnb.plots import finish, new_figure, run_styles
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = new_figure(8.0, 4.0)
     t = table.sort_values("layers")
-    for j in JUDGEMENTS:
-        ax.plot(t["layers"], t[j], marker="o", label=j)
-        ax.fill_between(t["layers"], t[f"{j} lo"], t[f"{j} hi"], alpha=0.15)
-    ax.set(xlabel="layers kept (first N)", ylabel="share of questions", title=title, ylim=(0, 1))
-    ax.legend(fontsize=8)
+    for j, style in zip(JUDGEMENTS, run_styles(len(JUDGEMENTS))):
+        ax.plot(t["layers"], t[j], marker="o", label=j, color=style["color"])
+        ax.fill_between(t["layers"], t[f"{j} lo"], t[f"{j} hi"], alpha=0.15, color=style["color"])
+    ax.set(xlabel="layers kept (first N)", ylabel="share of questions (95% interval shaded)", title=title, ylim=(0, 1))
+    fig.legend(loc="outside right upper", fontsize=8, title="judgement")
     ax.grid(alpha=0.3)
-    plt.close(fig)
-    return fig
+    return finish(fig)
 
 
 def streetmath_layer_sweep(

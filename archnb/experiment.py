@@ -17,7 +17,15 @@ import pandas as pd
 
 from .config import ArchConfig, ConfigError, Preset, TrainConfig, load_preset, split_preset_keys
 from .files import atomic_write_text
-from .plots import METRIC_COLUMNS, plot_bars, plot_curves, plot_frontier, report_markdown
+from archnb.plots import (
+    METRIC_COLUMNS,
+    people_table,
+    plot_bars,
+    plot_curves,
+    plot_frontier,
+    report_markdown,
+    summarize_seeds,
+)
 from .runtime import resolve_device, resolve_precision
 from .data import prepare_data
 from .train import Trainer
@@ -69,6 +77,7 @@ class Experiment:
     tokenizer: str = "bpe"
     n_docs: int | None = None
     runs_dir: str = "runs"
+    seeds: list | None = None
 
     def resolve(self) -> Preset:
         "The effective Preset: preset or ArchConfig, the base TrainConfig, then the overrides (errors name all)."
@@ -107,8 +116,19 @@ class Experiment:
             / safe_name(f"{self.corpus}-{self.tokenizer}-{vocab_size}-{self.n_docs or 'all'}-{seed}")
         )
 
+    def run_seeds(self, progress: bool = True, callbacks=()) -> SweepResult:
+        "Train once per seed in `seeds` (folders `<name>/seed=N`); the SweepResult's table has a row per seed."
+        if not self.seeds:
+            raise ValueError(f"experiment {self.name}: seeds={self.seeds!r}: give a list of seeds, e.g. [0, 1, 2]")
+        return sweep(self, {}, self.name, progress=progress, callbacks=callbacks)
+
     def run(self, progress: bool = True, callbacks=()) -> dict:
         "Train and evaluate into a new run folder; return the record (status, metrics, folder), failures included."
+        if self.seeds:
+            raise ValueError(
+                f"experiment {self.name}: seeds={list(self.seeds)} means one run per seed: call run_seeds() "
+                "(or sweep), or leave seeds empty and set the seed in the training config"
+            )
         run_dir = new_run_dir(self.runs_dir, self.name)
         record = {"name": self.name, "run_dir": str(run_dir), "experiment": self.to_dict(), "status": "running"}
         try:
@@ -181,15 +201,30 @@ def expand_grid(grid: dict) -> list[dict]:
 
 # %% ../nbs/07_experiment.ipynb #68d846f8
 def trial_name(sweep_name: str, combo: dict) -> str:
-    "sweep/key=value,key=value"
+    "sweep/key=value,key=value (a sweep of seeds alone: sweep/seed=N)"
     return f"{sweep_name}/" + safe_name(",".join(f"{k}={v}" for k, v in combo.items()))
 
+
+def _seeded_grid(base, grid: dict, seeds) -> dict:
+    "The grid with the seed as its last axis when seeds are given (here or on the base); each seed once."
+    seeds = list(seeds if seeds is not None else getattr(base, "seeds", None) or [])
+    if not seeds:
+        return grid
+    if "seed" in grid:
+        raise ValueError(f"seeds={seeds} and a 'seed' axis in the grid: give the seeds once")
+    if len(set(seeds)) != len(seeds) or not all(isinstance(v, int) for v in seeds):
+        raise ValueError(f"seeds={seeds} must be distinct whole numbers")
+    return {**grid, "seed": seeds}
+
 # %% ../nbs/07_experiment.ipynb #c0734a7e
-def plan_sweep(base, grid: dict, name: str) -> tuple[list[dict], list[dict]]:
+def plan_sweep(base, grid: dict, name: str, seeds=None) -> tuple[list[dict], list[dict]]:
     "(trial configs, skipped combinations with the reason) for an Experiment or FineTuneExperiment base, all checked."
     trials, skipped = [], []
-    for combo in expand_grid(grid):
-        trial = dataclasses.replace(base, name=trial_name(name, combo), overrides={**base.overrides, **combo})
+    one_seed_each = {"seeds": None} if hasattr(base, "seeds") else {}
+    for combo in expand_grid(_seeded_grid(base, grid, seeds)):
+        trial = dataclasses.replace(
+            base, name=trial_name(name, combo), overrides={**base.overrides, **combo}, **one_seed_each
+        )
         try:
             trial.resolve()
         except ConfigError as e:
@@ -214,6 +249,11 @@ class SweepResult:
     records: list
     skipped: list
     table: pd.DataFrame
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        "One row per configuration: the mean and s.d. of each figure over its seeds (`archnb.plots.summarize_seeds`)."
+        return summarize_seeds(self.table)
 
 # %% ../nbs/07_experiment.ipynb #216ca381
 def run_local(trials: list[dict], progress: bool, callbacks=(), stop=None, on_record=None) -> list[dict]:
@@ -288,8 +328,9 @@ def sweep(
     callbacks=(),
     stop=None,
     on_record=None,
+    seeds=None,
 ) -> SweepResult:
-    "Every valid combination of `grid` on `base` (invalid ones skipped with the reason, finished ones reused)."
+    "Every valid combination of `grid` on `base`, once per seed (invalid ones skipped with the reason, finished reused)"
     # `stop` (an Event) cancels before the next run
     if backend not in ("local", "ray"):
         raise ValueError(f"backend={backend!r} must be 'local' or 'ray'")
@@ -297,9 +338,9 @@ def sweep(
     base = dataclasses.replace(
         base, runs_dir=str(Path(base.runs_dir).resolve())
     )  # Ray runs trials in folders of its own
-    planned, _ = plan_sweep(base, grid, name)
+    planned, _ = plan_sweep(base, grid, name, seeds)
     done = {t["name"]: r for t in planned if (r := completed_record(base.runs_dir, t["name"]))}
-    trials, skipped = plan_sweep(one_precision(base, done), grid, name)
+    trials, skipped = plan_sweep(one_precision(base, done), grid, name, seeds)
     todo = [t for t in trials if t["name"] not in done]
     fresh = (
         run_ray(todo, ray_address)
@@ -320,6 +361,10 @@ COMPARE_COLUMNS = [
     *METRIC_COLUMNS,
     "streetmath_good_rate",
     "streetmath_good_ci95",
+    "tokens_per_s_lo",
+    "tokens_per_s_hi",
+    "load_others_cpu",
+    "under_load",
     "error",
 ]
 
@@ -362,6 +407,10 @@ def _compare_row(record: dict) -> dict:
         **{column: m.get(key) for column, key in _METRIC_SOURCES.items()},
         "streetmath_good_rate": m.get("streetmath/good_rate"),
         "streetmath_good_ci95": tuple(m["streetmath/good_ci95"]) if "streetmath/good_ci95" in m else None,
+        "tokens_per_s_lo": m.get("perf/tokens_per_s_lo"),
+        "tokens_per_s_hi": m.get("perf/tokens_per_s_hi"),
+        "load_others_cpu": m.get("load/others_cpu_share"),
+        "under_load": m.get("load/busy"),
         "error": record.get("error"),
     }
 
@@ -373,8 +422,6 @@ def compare(records: list[dict], mixed_precision: bool = False) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=COMPARE_COLUMNS if not rows else None)
     if df.empty:
         return df
-    df["ppl_per_M_params"] = df.val_ppl / df.params_M
-    df["tokens_per_s_per_M_params"] = df.tokens_per_s / df.params_M
     return df.sort_values(
         ["status", "val_ppl"],
         key=lambda c: c.map({"completed": 0}).fillna(1) if c.name == "status" else c,
@@ -388,27 +435,33 @@ DEMO_OVERRIDES = {"vocab_size": 2048, "dropout": 0.0, "eval_iters": 8, "batch_si
 DEMO_GRID = {"n_layer": [2, 4], "norm": ["layernorm", "rmsnorm"]}
 
 # %% ../nbs/07_experiment.ipynb #20a4014a
-def demo(out="runs/demo", steps: int = 150, progress: bool = True) -> dict:
-    "Run the demo study and write its table, plots and Markdown report under `out`; return them."
+def demo(out="runs/demo", steps: int = 150, progress: bool = True, seeds=(0, 1, 2)) -> dict:
+    "Run the demo study (every variant once per seed); write its table, plots and Markdown report under `out`."
     out = Path(out)
     schedule = {"max_steps": steps, "warmup_steps": max(1, steps // 10), "eval_interval": max(1, min(25, steps // 6))}
     base = Experiment(
         "demo", "tiny", {**DEMO_OVERRIDES, **schedule}, corpus="streetmath", n_docs=3000, runs_dir=str(out)
     )
-    res = sweep(base, DEMO_GRID, name="study", progress=progress)
+    res = sweep(base, DEMO_GRID, name="study", progress=progress, seeds=list(seeds))
     if res.skipped:
         raise ValueError(f"demo: {len(res.skipped)} variants are invalid: {res.skipped[0]['reason']}")
-    done = res.table[res.table.status == "completed"]
-    runs = [r["run_dir"] for r in res.records if r["status"] == "completed"]
+    summary = res.summary
+    runs = [
+        r["run_dir"] for r in res.records if r["status"] == "completed" and r["config"]["train"]["seed"] == seeds[0]
+    ]
     images = {
         "Loss curves": "curves.png",
-        "Validation perplexity": "val_ppl.png",
+        "Validation loss over seeds": "val_loss.png",
+        "Training speed over seeds": "tokens_per_s.png",
         "Parameters against perplexity": "frontier.png",
     }
     plot_curves(runs, path=out / "curves.png", labels=[Path(r).name for r in runs])
-    plot_bars(done, "val_ppl", path=out / "val_ppl.png")
-    plot_frontier(done, path=out / "frontier.png")
+    plot_bars(summary, "val_loss", path=out / "val_loss.png", label="config")
+    plot_bars(summary, "tokens_per_s", path=out / "tokens_per_s.png", label="config")
+    plot_frontier(summary, path=out / "frontier.png", label="config")
     res.table.to_csv(out / "table.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
     report = report_markdown(res.table, "archnb demo: depth and norm on StreetMath (tiny preset)", res.skipped, images)
     atomic_write_text(out / "report.md", report)
-    return {"table": res.table, "report": report, "out": out, "images": {k: out / v for k, v in images.items()}}
+    images = {k: out / v for k, v in images.items()}
+    return {"table": res.table, "summary": summary, "report": report, "out": out, "images": images}

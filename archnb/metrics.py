@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import torch
 import torch.nn as nn
@@ -52,12 +53,27 @@ def evaluate(model, batches, n_batches: int, precision: str = "fp32") -> dict:
     return {"val/loss": loss, "val/ppl": math.exp(min(loss, 50))}
 
 # %% ../nbs/04_metrics.ipynb #2818836c
-def perf_metrics(tokens: int, seconds: float, flops_per_token: int, device, precision: str, devices: int = 1) -> dict:
-    "perf/tokens_per_s, perf/flops_per_s, perf/mfu (archnb.runtime.mfu) and the peak; `tokens` over all `devices`."
-    tps = tokens / seconds
+def _windows(values: list, n: int) -> list[list]:
+    "`values` cut into at most `n` consecutive windows of (nearly) equal length."
+    n = max(1, min(n, len(values)))
+    cuts = [round(i * len(values) / n) for i in range(n + 1)]
+    return [values[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
+def perf_metrics(
+    step_tokens: list, step_seconds: list, flops_per_token: int, device, precision: str, devices: int = 1, windows=5
+) -> dict:
+    "Median tokens/s over timed windows with the slowest and fastest, FLOP/s and MFU of the median; over `devices`."
+    rates = sorted(
+        sum(t) / sum(s) for t, s in zip(_windows(list(step_tokens), windows), _windows(list(step_seconds), windows))
+    )
+    tps = statistics.median(rates)
     share, peak, source = mfu(tps * flops_per_token, device, precision, devices)
     return {
         "perf/tokens_per_s": tps,
+        "perf/tokens_per_s_lo": rates[0],
+        "perf/tokens_per_s_hi": rates[-1],
+        "perf/speed_windows": len(rates),
         "perf/flops_per_s": tps * flops_per_token,
         "perf/mfu": share,
         "perf/peak_flops": peak,

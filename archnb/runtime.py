@@ -8,15 +8,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import os
 import threading
 import time
+import warnings
 from functools import lru_cache
 
 import torch
 
 # %% auto #0
-__all__ = ['DTYPES', 'resolve_device', 'resolve_precision', 'autocast', 'peak_flops', 'mfu', 'PeakMemory', 'make_adamw',
-           'generation_seconds']
+__all__ = ['DTYPES', 'BUSY_SHARE', 'resolve_device', 'resolve_precision', 'autocast', 'peak_flops', 'mfu', 'PeakMemory',
+           'MachineLoad', 'make_adamw', 'generation_seconds']
 
 # %% ../nbs/01a_runtime.ipynb #9c03e239
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -100,6 +102,9 @@ def mfu(flops_per_s: float, device, precision: str, devices: int = 1) -> tuple[f
     peak, source = peak_flops(device, precision)
     if devices > 1:
         peak, source = peak * devices, f"{source}, x {devices} devices"
+    if flops_per_s > peak:  # a measured peak can be low on a busy host; say so rather than print MFU 130%
+        warnings.warn(f"MFU {flops_per_s / peak:.0%} is over 100%: the peak ({source}, {peak:.3g} FLOP/s) is too low")
+        source = f"{source} (MFU over 100%: the peak is too low)"
     return flops_per_s / peak, peak, source
 
 # %% ../nbs/01a_runtime.ipynb #0eecfdc9
@@ -172,6 +177,48 @@ class PeakMemory:
             self.running = False
             self.thread.join()
             self.peak = max(self.top, _rss_bytes()) - self.base
+
+# %% ../nbs/01a_runtime.ipynb #6e2b8f37
+BUSY_SHARE = 0.10  # other processes using more than this share of the machine's CPU time flag a timing
+
+
+def _busy_cpu_seconds() -> float | None:
+    "CPU seconds the kernel counted as busy on all cores since boot (Linux /proc/stat; None elsewhere)."
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    "CPU seconds this process has used (every thread, user and system)."
+    t = os.times()
+    return t.user + t.system
+
+
+class MachineLoad:
+    "Context manager: `.metrics` are the load average and other processes' share of the CPU over the wrapped work."
+
+    def __enter__(self):
+        self.start = (time.perf_counter(), _busy_cpu_seconds(), _own_cpu_seconds())
+        return self
+
+    def __exit__(self, *exc):
+        wall, busy, own = (
+            a - b if a is not None and b is not None else None
+            for a, b in zip((time.perf_counter(), _busy_cpu_seconds(), _own_cpu_seconds()), self.start)
+        )
+        cpus = os.cpu_count() or 1
+        others = None if busy is None or not wall else min(1.0, max(0.0, (busy - own) / (wall * cpus)))
+        self.metrics = {
+            "load/avg1": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "load/cpus": cpus,
+            "load/others_cpu_share": others,
+            "load/busy": others is not None and others > BUSY_SHARE,
+        }
 
 # %% ../nbs/01a_runtime.ipynb #c0b986b1
 def make_adamw(model, t, device) -> torch.optim.AdamW:

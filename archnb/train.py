@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from fastcore.basics import patch
 
-from .runtime import PeakMemory, autocast, make_adamw, resolve_device, resolve_precision
+from .runtime import MachineLoad, PeakMemory, autocast, make_adamw, resolve_device, resolve_precision
 from .config import ArchConfig, ConfigError, TrainConfig, check_budget, flops_per_token
 from archnb.checkpoint import (
     RunFolder,
@@ -441,14 +441,14 @@ def fit(self: Trainer) -> dict:
         for note in getattr(folder, "notes", []):
             print(note)
         warm_up(self.device, self.precision, self.config, self.t)
-        with PeakMemory(self.device) as peak:  # this rank's own device, so every GPU reports its own peak
+        with PeakMemory(self.device) as peak, MachineLoad() as load:  # this rank's own device's peak
             self._setup()
             if self.state and self.step >= self.total_steps:
                 return self._complete()
             for cb in self.callbacks:
                 cb.before_fit(self)
             losses, ev, total_s, step_times, eval_s = self._loop()
-        final = self._summary(losses, ev, peak, total_s, step_times, eval_s)
+        final = self._summary(losses, ev, peak, total_s, step_times, eval_s, load.metrics)
     for cb in self.callbacks:
         cb.after_fit(self, final)
     if self.diverged and self.is_main:
@@ -503,7 +503,7 @@ def _inference_metrics(self: Trainer) -> dict:
 
 
 @patch
-def _summary(self: Trainer, losses, ev, peak, total_s, step_times, eval_s) -> dict:
+def _summary(self: Trainer, losses, ev, peak, total_s, step_times, eval_s, load: dict) -> dict:
     "The final metrics, namespaced, also in out_dir/metrics.json; throughput leaves out the first (warm-up) step."
     status = "diverged" if self.diverged else "stopped" if self.stop_reason else "completed"
     final = {
@@ -527,20 +527,9 @@ def _summary(self: Trainer, losses, ev, peak, total_s, step_times, eval_s) -> di
     timed = step_times[1:] or step_times  # the first step pays one-off allocation and warm-up
     tokens = self.step_tokens[-len(timed) :] if timed else []
     if timed:
-        final.update(
-            perf_metrics(
-                sum(tokens),
-                sum(timed),
-                self._flops_per_token(),
-                self.device,
-                self.precision,
-                devices=self.world,
-            )
-        )
-    if timed:
-        final["perf/tokens_per_s_median"] = statistics.median(
-            n / s for n, s in zip(tokens, timed)
-        )  # robust to a noisy host
+        final.update(perf_metrics(tokens, timed, self._flops_per_token(), self.device, self.precision, self.world))
+        final["perf/tokens_per_s_median"] = statistics.median(n / s for n, s in zip(tokens, timed))  # one step's
+    final.update(load)
     if self.is_main and losses and not self.diverged:
         final.update(self._inference_metrics())
     if self.out_dir and self.is_main:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import html
 import io
+import re
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from archnb.config import (
     ArchConfig,
     ConfigError,
     TrainConfig,
+    check_preset_name,
     count_params,
     flops_per_token,
     human,
@@ -25,13 +28,14 @@ from archnb.config import (
     load_preset,
     memory_estimate,
     save_preset,
-    check_preset_name,
 )
 from .experiment import Experiment, plan_sweep, sweep
+from .plots import new_figure, people_table, plot_frontier, smoothed
 from .train import Callback
 
 # %% auto #0
-__all__ = ['PresetPicker', 'TrainView', 'SweepStopped', 'SweepBuilder', 'plot_topic_judgements', 'StreetMathPanel']
+__all__ = ['PresetPicker', 'TrainView', 'SweepStopped', 'SweepBuilder', 'plot_topic_judgements', 'replies_html',
+           'StreetMathPanel']
 
 # %% ../nbs/10_widgets.ipynb #87723e2d
 def esc(text) -> str:
@@ -48,26 +52,88 @@ class Shown:
 
 
 def png_bytes(fig) -> bytes:
-    "A matplotlib figure as PNG bytes (the figure is closed)."
-    import matplotlib.pyplot as plt
-
+    "A figure (archnb.plots makes them outside pyplot, so any thread may draw) as PNG bytes at twice screen density."
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(buf, format="png", dpi=192)
     return buf.getvalue()
 
+
+def image_area() -> W.Image:
+    "An Image widget that stays hidden until it shows a figure."
+    return W.Image(format="png", layout=W.Layout(display="none"))
+
+
+def show_figure(image: W.Image, fig):
+    "Show a figure in an image area at its own size (inches x 96 CSS pixels), never stretched."
+    width = fig.get_size_inches()[0]
+    image.value = png_bytes(fig)
+    image.layout.width, image.layout.display = f"{width * 96:.0f}px", "block"
+
+
+def clear_figure(image: W.Image):
+    "Empty an image area and hide it."
+    image.layout.display, image.value = "none", b""
+
+
+def error_html(text) -> str:
+    "A message in red."
+    return f"<span style='color:#c00'>{esc(text)}</span>"
+
+
+class ProgressLine(Shown):
+    "A progress bar with tqdm's text beside it: n/N [elapsed<left, rate]."
+
+    def __init__(self, description: str, unit: str = "it"):
+        self.bar, self.text, self.unit = W.IntProgress(description=description), W.HTML(), unit
+        self.widget = W.HBox([self.bar, self.text])
+        self.reset(0)
+
+    def reset(self, total: int):
+        "Start again at 0 of `total`."
+        self.total, self.started = total, time.monotonic()
+        self.bar.max, self.bar.value = max(1, total), 0
+        self.text.value = self.meter(0)
+
+    def update(self, n: int):
+        "Move to `n` done."
+        self.bar.value = min(n, self.bar.max)
+        self.text.value = self.meter(n)
+
+    def meter(self, n: int) -> str:
+        "tqdm's text for n done."
+        from tqdm import tqdm
+
+        elapsed = time.monotonic() - self.started
+        fmt = "{n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]"
+        return esc(tqdm.format_meter(n, self.total or None, elapsed, unit=self.unit, bar_format=fmt))
+
+    @property
+    def value(self) -> int:
+        return self.bar.value
+
+    @property
+    def max(self) -> int:
+        return self.bar.max
+
 # %% ../nbs/10_widgets.ipynb #b1ca857b
-CONTROLS = {  # field: (label, widget factory)
-    "n_layer": ("layers", lambda: W.IntText(continuous_update=True)),
-    "n_head": ("heads", lambda: W.IntText(continuous_update=True)),
-    "n_kv_head": ("kv heads (0 = heads)", lambda: W.IntText(continuous_update=True)),
-    "n_embd": ("width", lambda: W.IntText(continuous_update=True)),
-    "d_ff": ("d_ff (0 = default)", lambda: W.IntText(continuous_update=True)),
-    "block_size": ("context", lambda: W.IntText(continuous_update=True)),
-    "norm": ("norm", lambda: W.Dropdown(options=ARCH_CHOICES["norm"])),
-    "pos": ("positions", lambda: W.Dropdown(options=ARCH_CHOICES["pos"])),
-    "mlp": ("MLP", lambda: W.Dropdown(options=ARCH_CHOICES["mlp"])),
-    "dropout": ("dropout", lambda: W.FloatText(step=0.05, continuous_update=True)),
+def _int_box():
+    return W.IntText(continuous_update=True, layout=W.Layout(width="150px"))
+
+
+CONTROLS = {  # field: (label on screen, widget factory, tooltip)
+    "n_layer": ("layers", _int_box, "transformer blocks"),
+    "n_head": ("heads", _int_box, "attention (query) heads"),
+    "n_kv_head": ("kv heads", _int_box, "key/value heads; 0 = as many as heads"),
+    "n_embd": ("width", _int_box, "model width (d_model)"),
+    "d_ff": ("d_ff", _int_box, "MLP hidden size; 0 = the default for the width and MLP"),
+    "block_size": ("context", _int_box, "tokens of context"),
+    "vocab_size": ("vocab size", _int_box, "tokens in the vocabulary"),
+    "norm": ("norm", lambda: W.Dropdown(options=ARCH_CHOICES["norm"], layout=W.Layout(width="150px")), ""),
+    "pos": ("positions", lambda: W.Dropdown(options=ARCH_CHOICES["pos"], layout=W.Layout(width="150px")), ""),
+    "mlp": ("MLP", lambda: W.Dropdown(options=ARCH_CHOICES["mlp"], layout=W.Layout(width="150px")), ""),
+    "dropout": ("dropout", lambda: W.FloatText(step=0.05, layout=W.Layout(width="150px")), "dropout probability"),
+    "bias": ("bias", lambda: W.Checkbox(indent=False, layout=W.Layout(width="150px")), "biases in linear layers"),
+    "tie_embeddings": ("tied embeddings", lambda: W.Checkbox(indent=False, layout=W.Layout(width="150px")), ""),
 }
 
 FOLLOW = {"n_kv_head": "n_head", "d_ff": None}  # 0 in these controls means "derive it"
@@ -83,28 +149,58 @@ def control_values(config: ArchConfig) -> dict:
     return values
 
 
-def problems_by_field(problems: list[str]) -> dict:
-    "Each validation problem under the field it names first ('n_embd=200 must be ...' -> n_embd); others under ''."
+def on_screen(problem: str) -> str:
+    "A validation message in the words on screen: 'n_head=5' becomes 'heads=5'."
+    for field in sorted(CONTROLS, key=len, reverse=True):
+        problem = re.sub(rf"\b{field}=", f"{CONTROLS[field][0]}=", problem)
+    return problem
+
+
+def problems_by_field(problems: list[str], edited: str | None = None) -> dict:
+    "Each problem under the control it names: the one just edited when it names that, else the first; others ''."
     out = {}
     for p in problems:
-        field = next((f for f in CONTROLS if p.startswith(f"{f}=")), next((f for f in CONTROLS if f"{f}=" in p), ""))
+        named = sorted((m.start(), f) for f in CONTROLS if (m := re.search(rf"\b{f}=", p)))
+        named = [f for _, f in named]  # in the order the message names them
+        field = edited if edited in named else (named[0] if named else "")
         out.setdefault(field, []).append(p)
     return out
 
 
-def stats_html(config: ArchConfig, train: TrainConfig | None, stale: bool = False) -> str:
-    "The live panel: total parameters, their breakdown, FLOPs per token and the memory estimate."
+def _changes(config: ArchConfig, base: ArchConfig) -> str:
+    "What differs from the chosen preset, in the words on screen."
+    changed = [
+        f"{CONTROLS[k][0]} {getattr(base, k)} → {getattr(config, k)}"
+        for k in CONTROLS
+        if getattr(config, k) != getattr(base, k)
+    ]
+    return ", ".join(changed) or "none"
+
+
+def stats_html(config: ArchConfig, train: TrainConfig | None, base: ArchConfig | None = None, stale=False) -> str:
+    "The live panel: parameters (and the change against the preset), derived values, FLOPs per token, memory."
     c, mem = count_params(config), memory_estimate(config, train)
+    base = base or config
+    delta = c["total"] - count_params(base)["total"]
     rows = "".join(
-        f"<tr><td>{k}</td><td style='text-align:right'>{v:,}</td></tr>" for k, v in c.items() if k not in ("total",)
+        f"<tr><td>{k}</td><td style='text-align:right'>{v:,}</td></tr>" for k, v in c.items() if k != "total"
     )
-    style = "opacity:0.4" if stale else ""
+    derived = {
+        "head size": f"{config.n_embd // config.n_head}",
+        "d_ff used": f"{config.d_ff:,}",
+        "query heads per kv head": f"{config.n_head // config.n_kv_head}",
+        "FLOPs per training token": human(flops_per_token(config)),
+        f"training memory (batch {(train or TrainConfig()).batch_size})": f"{mem['total'] / 2**30:.2f} GiB",
+    }
+    derived_rows = "".join(f"<tr><td>{k}</td><td style='text-align:right'>{v}</td></tr>" for k, v in derived.items())
+    change = f"{delta:+,} ({delta / max(1, c['total'] - delta):+.1%})" if delta else "±0"
     return (
-        f"<div style='{style}'><div>parameters: <b class='archnb-params'>{c['total']:,}</b> ({human(c['total'])})</div>"
-        f"<table style='font-size:90%'>{rows}</table>"
-        f"<div>FLOPs per training token: {human(flops_per_token(config))}</div>"
-        f"<div>training memory (batch {train.batch_size if train else TrainConfig().batch_size}): "
-        f"{mem['total'] / 2**30:.2f} GiB</div></div>"
+        f"<div style='{'opacity:0.4' if stale else ''}; min-width:380px; padding-left:12px'>"
+        f"<div>parameters: <b class='archnb-params'>{c['total']:,}</b> ({human(c['total'])}), "
+        f"<span class='archnb-delta'>{change}</span> against the preset</div>"
+        f"<table style='font-size:90%'>{rows}</table><div style='margin-top:6px'><b>derived</b></div>"
+        f"<table style='font-size:90%'>{derived_rows}</table>"
+        f"<div style='font-size:90%; margin-top:6px'>changed: {esc(_changes(config, base))}</div></div>"
     )
 
 # %% ../nbs/10_widgets.ipynb #a9e4d5f7
@@ -113,38 +209,35 @@ class PresetPicker(Shown):
 
     def __init__(self, preset: str = "small", dirs=(), save_dir="presets-mine"):
         self.dirs, self.save_dir = list(dirs), Path(save_dir)
-        self.preset = W.Dropdown(options=list_presets(self.dirs), value=preset, description="preset")
-        self.controls = {k: make() for k, (_, make) in CONTROLS.items()}
-        self.errors = {k: W.HTML() for k in [*CONTROLS, ""]}
-        self.stats, self.save_name, self.save_button, self.save_status = (
-            W.HTML(),
-            W.Text(placeholder="name"),
-            W.Button(description="save as preset"),
-            W.HTML(),
-        )
-        self._loading, self._config, self.problems = False, None, []
+        self.preset = W.Dropdown(options=list_presets(self.dirs), value=preset, layout=W.Layout(width="150px"))
+        self.controls = {k: make() for k, (_, make, _) in CONTROLS.items()}
+        self.errors = {k: W.HTML(layout=W.Layout(width="360px")) for k in [*CONTROLS, ""]}
+        self.stats, self.save_name = W.HTML(), W.Text(placeholder="name", layout=W.Layout(width="150px"))
+        self.overwrite = W.Checkbox(value=False, description="overwrite", indent=False, layout=W.Layout(width="100px"))
+        self.save_button, self.save_status = W.Button(description="save as preset"), W.HTML()
+        self._loading, self._config, self.problems, self.edited = False, None, [], None
         self.preset.observe(lambda ch: None if self._loading else self.load(ch["new"]), names="value")
-        for w in self.controls.values():
-            w.observe(lambda ch: self.refresh(), names="value")
+        for k, w in self.controls.items():
+            w.observe(lambda ch, k=k: self.refresh(edited=k), names="value")
         self.save_button.on_click(lambda b: self.save())
-        rows = [
-            W.HBox([W.Label(CONTROLS[k][0], layout=W.Layout(width="140px")), self.controls[k], self.errors[k]])
-            for k in CONTROLS
-        ]
-        self.widget = W.HBox(
-            [
-                W.VBox(
-                    [self.preset, *rows, self.errors[""], W.HBox([self.save_name, self.save_button]), self.save_status]
-                ),
-                self.stats,
-            ]
-        ).add_class(
-            "archnb-picker"
-        )  # classes let a browser test find the parts
+        self.widget = self._layout()
         self.load(preset)
 
+    def _layout(self) -> W.HBox:
+        "A row per control: its label, the control and its error column; the panel on the right."
+        rows = [
+            W.HBox(
+                [W.Label(label, layout=W.Layout(width="130px"), tooltip=tip), self.controls[k], self.errors[k]]
+            ).add_class(f"archnb-row-{k}")
+            for k, (label, _, tip) in CONTROLS.items()
+        ]
+        save = W.HBox([self.save_name, self.overwrite, self.save_button])
+        choose = W.HBox([W.Label("preset", layout=W.Layout(width="130px")), self.preset]).add_class("archnb-row-preset")
+        left = W.VBox([choose, *rows, self.errors[""], save, self.save_status])
+        return W.HBox([left, self.stats]).add_class("archnb-picker")  # classes let a browser test find the parts
+
     def load(self, name: str):
-        "Show a preset's values in the controls."
+        "Show a preset's values in the controls; messages about the previous choice are cleared."
         self.base = load_preset(name, self.dirs)
         self._loading = True
         try:
@@ -152,25 +245,27 @@ class PresetPicker(Shown):
                 self.controls[k].value = v
         finally:
             self._loading = False
+        self.save_status.value, self.edited = "", None
         self.refresh()
 
     def values(self) -> dict:
         "The controls' values as ArchConfig fields (None where a field follows its default)."
         return {k: (None if k in FOLLOW and w.value == 0 else w.value) for k, w in self.controls.items()}
 
-    def refresh(self):
-        "Re-validate and redraw the panel and the inline errors."
+    def refresh(self, edited: str | None = None):
+        "Re-validate and redraw the panel and the inline errors (beside the control just edited)."
         if self._loading:
             return
+        self.edited = edited or self.edited
         try:
             self._config, self.problems = self.base.arch.replace(**self.values()), []
         except ConfigError as e:
             self.problems = list(e.problems)
-        by_field = problems_by_field(self.problems)
+        by_field = problems_by_field(self.problems, self.edited)
         for k, w in self.errors.items():
-            w.value = "".join(f"<span style='color:#c00'>{esc(p)}</span><br>" for p in by_field.get(k, []))
+            w.value = "".join(f"<div style='color:#c00'>{esc(on_screen(p))}</div>" for p in by_field.get(k, []))
         if self._config is not None:
-            self.stats.value = stats_html(self._config, self.base.train, stale=bool(self.problems))
+            self.stats.value = stats_html(self._config, self.base.train, self.base.arch, stale=bool(self.problems))
 
     @property
     def config(self) -> ArchConfig:
@@ -192,71 +287,97 @@ class PresetPicker(Shown):
                 train=self.base.train,
                 name=name,
                 description=f"{self.base.name} with changes made in PresetPicker",
+                overwrite=self.overwrite.value,
             )
-        except (ValueError, FileExistsError) as e:
-            self.save_status.value = f"<span style='color:#c00'>{esc(str(e))}</span>"
+        except FileExistsError:
+            self.save_status.value = error_html(f"{self.save_dir / name}.json exists: tick 'overwrite' to replace it")
             return None
-        if str(self.save_dir) not in map(str, self.dirs):
-            self.dirs.append(self.save_dir)
-        current, self._loading = self.preset.value, True
-        try:
-            self.preset.options, self.preset.value = (
-                list_presets(self.dirs),
-                current,
-            )  # new options would otherwise reset the choice
-        finally:
-            self._loading = False
+        except ValueError as e:
+            self.save_status.value = error_html(on_screen(str(e)))
+            return None
+        self._offer(name)
         self.save_status.value = f"saved {esc(str(path))}"
         return path
 
+    def _offer(self, name: str):
+        "Add the save folder to the dropdown's presets, keeping the current choice."
+        if str(self.save_dir) not in map(str, self.dirs):
+            self.dirs.append(self.save_dir)
+        current, self._loading = self.preset.value, True
+        try:  # new options would otherwise reset the choice
+            self.preset.options, self.preset.value = list_presets(self.dirs), current
+        finally:
+            self._loading = False
+
 # %% ../nbs/10_widgets.ipynb #b327d8b3
+METRIC_GROUPS = {  # what TrainView shows: group -> (name, metric key, format)
+    "train": [
+        ("loss", "train/loss", "{:.3f}"),
+        ("learning rate", "train/lr", "{:.2e}"),
+        ("tokens", "train/tokens", "{:,}"),
+    ],
+    "validation": [("loss", "val/loss", "{:.3f}"), ("perplexity", "val/ppl", "{:.2f}")],
+    "speed": [("tokens/s", "perf/tokens_per_s", "{:,.0f}"), ("MFU", "perf/mfu", "{:.1%}")],
+    "memory": [("peak (GB)", "mem/peak_gb", "{:.2f}")],
+}
+
+
+def grouped_metrics_html(metrics: dict, seen: dict) -> str:
+    "A small table: one column per group (train, validation, speed, memory), the latest value of each figure."
+    seen.update(metrics)
+    seen = {k: v for k, v in seen.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    cells = []
+    for group, items in METRIC_GROUPS.items():
+        lines = [f"{name}: <b>{fmt.format(seen[key])}</b>" for name, key, fmt in items if key in seen]
+        cells.append(
+            f"<td style='vertical-align:top; padding-right:18px'><i>{group}</i><br>{'<br>'.join(lines) or '–'}</td>"
+        )
+    return f"<table style='font-size:90%'><tr>{''.join(cells)}</tr></table>"
+
+# %% ../nbs/10_widgets.ipynb #5e8d1c2a
 class TrainView(Callback, Shown):
-    "Live loss/val curve and metrics panel for a Trainer run (a callback)."
+    "Live loss/val curve and a grouped metrics table for a Trainer run (a callback)."
 
     order = 45
 
     def __init__(self, redraw_every: float = 0.5, title: str = ""):
-        self.plot, self.metrics, self.title = W.Image(format="png"), W.HTML(), W.HTML()
+        self.plot, self.metrics, self.title = image_area(), W.HTML(), W.HTML()
         self.widget, self.redraw_every = W.VBox([self.title, self.plot, self.metrics]), redraw_every
         self.reset(title)
 
     def reset(self, title: str = ""):
-        "Start a new run's curves."
-        self.train, self.val, self.last_draw = [], [], 0.0
+        "Start a new run's curves: the old picture and figures are cleared."
+        self.train, self.val, self.last_draw, self.seen = [], [], 0.0, {}
         self.title.value = f"<b>{esc(title)}</b>" if title else ""
+        self.metrics.value = ""
+        clear_figure(self.plot)
 
     def draw(self):
         "Redraw the curves now."
-        from archnb.plots import new_figure
-
-        fig, ax = new_figure(5.5, 3.0)
+        fig, ax = new_figure(6.0, 3.0)
         if self.train:
-            ax.plot(*zip(*self.train), label="train", lw=1)
+            steps, losses = zip(*self.train)
+            ax.plot(steps, losses, color="tab:blue", alpha=0.25, lw=0.8)
+            ax.plot(steps, smoothed(list(losses)), color="tab:blue", lw=1.5, label="training (smoothed)")
         if self.val:
-            ax.plot(*zip(*self.val), "o-", label="val")
-        ax.set(xlabel="step", ylabel="loss")
-        ax.legend()
+            ax.plot(*zip(*self.val), "o-", color="tab:orange", label="validation")
+        ax.set(xlabel="step", ylabel="loss (nats/token)")
+        if self.train or self.val:
+            ax.legend(loc="upper right", fontsize=8)
         ax.grid(alpha=0.3)
-        self.plot.value, self.last_draw = png_bytes(fig), time.monotonic()
+        show_figure(self.plot, fig)
+        self.last_draw = time.monotonic()
 
     def show_metrics(self, metrics: dict):
-        "The latest metrics as a small table."
-        rows = "".join(
-            (
-                f"<tr><td>{esc(k)}</td><td>{v:.4g}</td></tr>"
-                if isinstance(v, float)
-                else f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>"
-            )
-            for k, v in metrics.items()
-            if not isinstance(v, (dict, list))
-        )
-        self.metrics.value = f"<table style='font-size:90%'>{rows}</table>"
+        "The latest figures, grouped."
+        self.metrics.value = grouped_metrics_html(metrics, self.seen)
 
     def before_fit(self, trainer):
-        self.train, self.val = [], []
+        self.train, self.val, self.seen = [], [], {}
 
     def after_step(self, trainer, metrics):
         self.train.append((metrics["step"], metrics["train/loss"]))
+        self.seen.update(metrics)  # every step's figures are the latest, whether or not this step redraws
         if time.monotonic() - self.last_draw > self.redraw_every:
             self.draw()
             self.show_metrics(metrics)
@@ -287,13 +408,17 @@ class SweepProgress(Callback):
         self.b = builder
 
     def before_fit(self, trainer):
-        self.b.run_bar.max, self.b.run_bar.value = trainer.total_steps, trainer.step
-        self.b.live.title.value = f"<b>{esc(trainer.out_dir.name if trainer.out_dir else '')}</b>"
+        name = trainer.out_dir.parent.name + "/" + trainer.out_dir.name if trainer.out_dir else ""
+        self.b.started += 1
+        self.b.status.value = f"running {esc(name)}: run {self.b.started} of {self.b.overall.total}"
+        self.b.run_bar.reset(trainer.total_steps)
+        self.b.run_bar.update(trainer.step)
+        self.b.live.reset(name)
 
     def after_step(self, trainer, metrics):
-        self.b.run_bar.value = metrics["step"]
+        self.b.run_bar.update(metrics["step"])
         if self.b.stop_event.is_set():
-            raise SweepStopped("stopped by the user")
+            raise SweepStopped(f"stopped by the user at step {metrics['step']} of {trainer.total_steps}")
 
 
 def parse_axis(text: str, field: str) -> list:
@@ -308,12 +433,36 @@ def parse_axis(text: str, field: str) -> list:
             ) from None
     return out
 
+
+def sweep_status(records: list[dict], planned: int, skipped: int) -> str:
+    "What a sweep did, in a line: completed, skipped, failed (with the first reason) or where it was stopped."
+    done = sum(r["status"] == "completed" for r in records)
+    stopped = [(i, r) for i, r in enumerate(records, 1) if str(r.get("error", "")).startswith("SweepStopped")]
+    failed = [
+        r for r in records if r["status"] != "completed" and not str(r.get("error", "")).startswith("SweepStopped")
+    ]
+    if stopped:
+        i, r = stopped[0]
+        where = r["error"].split("stopped by the user ", 1)[-1]
+        line = f"stopped {where} of run {i}; {done} of {planned} completed"
+    else:
+        line = f"{done} completed, {skipped} skipped, {len(failed)} failed"
+    if failed:
+        line += f"; {failed[0]['name'].split('/')[-1]} failed: {failed[0]['error']}"
+    return line
+
+# %% ../nbs/10_widgets.ipynb #6d2e8a14
+TABLE_STYLE = (
+    "<style>.archnb-table {border-collapse: collapse; font-size: 85%} .archnb-table th, .archnb-table td "
+    "{padding: 2px 10px; text-align: right; white-space: nowrap; border-bottom: 1px solid #ddd}</style>"
+)
+
 # %% ../nbs/10_widgets.ipynb #772029c0
 def _axis_control(field: str):
     "A sweep axis: several choices for a component, a list of numbers for a size."
     if field in ARCH_CHOICES:
-        return W.SelectMultiple(options=ARCH_CHOICES[field], rows=2)
-    return W.Text(placeholder="e.g. 2, 4")
+        return W.SelectMultiple(options=ARCH_CHOICES[field], rows=2, layout=W.Layout(width="150px"))
+    return W.Text(placeholder="e.g. 2, 4", layout=W.Layout(width="150px"))
 
 
 class SweepBuilder(Shown):
@@ -327,45 +476,58 @@ class SweepBuilder(Shown):
         corpus: str = "streetmath",
         n_docs: int | None = 500,
         train: dict | None = None,
+        seeds: str = "0",
     ):
         self.picker = picker or PresetPicker("debug")
-        self.name = W.Text(value=name, description="name")
+        self.name = W.Text(value=name, description="name", style={"description_width": "110px"})
         self.runs_dir, self.corpus, self.n_docs = runs_dir, corpus, n_docs
         self.axes = {k: _axis_control(k) for k in AXES}
+        self.seeds = W.Text(value=seeds, description="seeds", style={"description_width": "110px"})
         defaults = {"max_steps": 60, "batch_size": 8, "eval_interval": 30, "eval_iters": 4, **(train or {})}
-        self.train = {k: W.IntText(value=v, description=k) for k, v in defaults.items()}
-        self.plan_view, self.table_view = W.HTML(), W.HTML()
-        self.frontier = W.Image(format="png").add_class("archnb-frontier")
+        wide = {"description_width": "110px"}
+        self.train = {k: W.IntText(value=v, description=k, style=wide) for k, v in defaults.items()}
+        self.plan_view, self.where, self.status, self.table_view = W.HTML(), W.HTML(), W.HTML(), W.HTML()
+        self.frontier = image_area().add_class("archnb-frontier")
         self.run_button = W.Button(description="Run", button_style="success")
-        self.stop_button = W.Button(description="Stop", button_style="danger")
-        self.overall, self.run_bar = W.IntProgress(description="runs"), W.IntProgress(description="steps")
+        self.stop_button = W.Button(description="Stop", button_style="danger", disabled=True)
+        self.overall, self.run_bar = ProgressLine("runs done", unit="runs"), ProgressLine("steps", unit="steps")
         self.live, self.stop_event = TrainView(), threading.Event()
         self.thread = self.result = self.error = None
+        self.started = 0
         self._wire()
         self.widget = self._layout()
         self.show_plan()
 
     def _wire(self):
         "Every control re-plans the sweep; Run starts it, Stop asks it to stop."
-        for w in [*self.axes.values(), *self.train.values()]:
+        for w in [*self.axes.values(), *self.train.values(), self.seeds, self.name]:
             w.observe(lambda ch: self.show_plan(), names="value")
         self.picker.preset.observe(lambda ch: self.show_plan(), names="value")
         self.run_button.on_click(lambda b: self.start())
-        self.stop_button.on_click(lambda b: self.stop_event.set())
+        self.stop_button.on_click(lambda b: self.request_stop())
 
     def _layout(self) -> W.VBox:
         "The axes and training settings, the plan, the buttons, progress, the live plot and the results."
-        axes = W.VBox([W.HBox([W.Label(k, layout=W.Layout(width="90px")), w]) for k, w in self.axes.items()])
-        settings = W.HBox([axes, W.VBox([self.name, *self.train.values()])])
+        hint = W.HTML("<i style='font-size:90%'>norm, positions, MLP: Ctrl- or Shift-click picks several</i>")
+        axes = W.VBox([W.HBox([W.Label(k, layout=W.Layout(width="90px")), w]) for k, w in self.axes.items()] + [hint])
+        settings = W.HBox([axes, W.VBox([self.name, self.seeds, *self.train.values()])])
         buttons = W.HBox([self.run_button, self.stop_button])
-        progress = [self.overall, self.run_bar, self.live.widget]
-        return W.VBox([settings, self.plan_view, buttons, *progress, self.table_view, self.frontier])
+        progress = [self.overall.widget, self.run_bar.widget, self.live.widget]
+        results = [self.status, self.table_view, self.frontier]
+        return W.VBox([settings, self.plan_view, self.where, buttons, *progress, *results]).add_class("archnb-sweep")
 
     def grid(self) -> dict:
         "The chosen axes and their values."
         return {
             k: list(w.value) if k in ARCH_CHOICES else parse_axis(w.value, k) for k, w in self.axes.items() if w.value
         }
+
+    def seed_list(self) -> list[int]:
+        "The seeds to run every configuration with."
+        seeds = parse_axis(self.seeds.value, "seeds")
+        if not seeds:
+            raise ValueError("seeds: give at least one, e.g. 0 or 0, 1, 2")
+        return seeds
 
     def base(self) -> Experiment:
         "The experiment every run starts from: the picker's config and the training settings."
@@ -381,38 +543,74 @@ class SweepBuilder(Shown):
 
     def plan(self):
         "(valid trials, skipped combinations with reasons) for the current choices."
-        return plan_sweep(self.base(), self.grid(), self.name.value)
+        return plan_sweep(self.base(), self.grid(), self.name.value, seeds=self.seed_list())
 
     def show_plan(self):
-        "Show how many runs are valid and which are skipped and why."
+        "Show how many runs are valid and which are skipped and why, and where the runs go."
+        folder = (Path(self.runs_dir) / self.name.value).resolve()
+        docs = f"{self.n_docs:,} documents" if self.n_docs else "every document"
+        self.where.value = f"runs go to <code>{esc(folder)}</code>; corpus <code>{esc(self.corpus)}</code> ({docs})"
         try:
             trials, skipped = self.plan()
+            seeds = len(self.seed_list())
         except (ValueError, ConfigError) as e:
-            self.plan_view.value = f"<span style='color:#c00'>{esc(str(e))}</span>"
+            self.plan_view.value = error_html(e)
             return
-        lines = [f"<b>{len(trials)} run{'s' * (len(trials) != 1)} valid</b>, {len(skipped)} skipped"]
-        lines += [f"skipped {esc(str(s['overrides']))}: {esc(s['reason'])}" for s in skipped]
+        lines = [
+            f"<b>{len(trials)} run{'s' * (len(trials) != 1)} valid</b> ({len(trials) // seeds} configurations × "
+            f"{seeds} seed{'s' * (seeds != 1)}), {len(skipped)} skipped"
+        ]
+        lines += [f"skipped {esc(str(s['overrides']))}: {esc(on_screen(s['reason']))}" for s in skipped]
         self.plan_view.value = "<br>".join(lines)
 
+    def reset(self):
+        "Clear what the previous sweep showed: bars, live plot, status, table and frontier."
+        self.result = self.error = None
+        self.started = 0
+        self.overall.reset(0)
+        self.run_bar.reset(0)
+        self.live.reset()
+        self.status.value, self.table_view.value = "starting…", ""
+        clear_figure(self.frontier)
+
     def start(self):
-        "Run the sweep in a background thread."
+        "Clear the old results and run the sweep in a background thread."
         if self.thread and self.thread.is_alive():
             return
         self.stop_event.clear()
+        self.reset()
+        self.run_button.disabled, self.stop_button.disabled = True, False
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
+    def request_stop(self):
+        "Ask the run in progress to stop at its next step."
+        self.stop_event.set()
+        self.status.value = "stopping at the next step…"
+
     def on_record(self, record: dict):
-        "A run finished: move the overall bar."
-        self.overall.value += 1
+        "A run finished: only a completed run moves the overall bar."
+        if record["status"] == "completed":
+            self.overall.update(self.overall.value + 1)
+
+    def show_results(self, planned: int, skipped: int):
+        "The status line, the table of every run (with the reason a run did not complete) and the frontier."
+        table = self.result.table
+        self.status.value = f"<b>{esc(sweep_status(self.result.records, planned, skipped))}</b>"
+        shown = people_table(table).drop(columns="run")  # the settings and seed columns name each run
+        if (table.status != "completed").any():
+            shown["reason"] = table.error.fillna("").tolist()
+        table_html = shown.to_html(index=False, escape=True, border=0, classes="archnb-table")
+        self.table_view.value = f"{TABLE_STYLE}<div style='overflow-x:auto; max-width:100%'>{table_html}</div>"
+        summary = self.result.summary
+        if len(summary):
+            show_figure(self.frontier, plot_frontier(summary, label="config"))
 
     def run(self):
-        "Run the sweep here (the Run button calls this in a thread) and show the table and the frontier."
-        from archnb.plots import plot_frontier
-
+        "Run the sweep here (the Run button calls this in a thread) and show what happened."
         try:
-            trials, _ = self.plan()
-            self.overall.max, self.overall.value = max(1, len(trials)), 0
+            trials, skipped = self.plan()
+            self.overall.reset(len(trials))
             self.result = sweep(
                 self.base(),
                 self.grid(),
@@ -421,77 +619,81 @@ class SweepBuilder(Shown):
                 callbacks=[SweepProgress(self), self.live],
                 stop=self.stop_event,
                 on_record=self.on_record,
+                seeds=self.seed_list(),
             )
-            done = self.result.table[self.result.table.status == "completed"]
-            self.overall.value = len(self.result.records)
-            cols = [c for c in self.result.table.columns if c.startswith("set:")] + [
-                "status",
-                "params_M",
-                "val_loss",
-                "val_ppl",
-                "tokens_per_s",
-                "peak_mem_gb",
-            ]
-            self.table_view.value = self.result.table[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}")
-            if len(done):
-                self.frontier.value = png_bytes(plot_frontier(done, x="params_M", y="val_ppl"))
+            self.overall.update(sum(r["status"] == "completed" for r in self.result.records))
+            self.show_results(len(trials), len(skipped))
         except Exception as e:
             self.error = e
-            self.table_view.value = f"<span style='color:#c00'>{esc(f'{type(e).__name__}: {e}')}</span>"
+            self.status.value = error_html(f"{type(e).__name__}: {e}")
+        finally:
+            self.run_button.disabled, self.stop_button.disabled = False, True
 
 # %% ../nbs/10_widgets.ipynb #d294f80c
 def plot_topic_judgements(summary: dict, reading: str = "reference"):
-    "Stacked bars: each topic's share of every judgement, under one reading."
-    from archnb.plots import new_figure
+    "Stacked bars: each topic's share of every judgement, under one reading; the legend outside the bars."
+    from archnb.plots import run_styles
     from archnb.streetmath import JUDGEMENTS
 
-    fig, ax = new_figure(6.5, 3.2)
     topics = list(summary["by_topic"])
+    fig, ax = new_figure(7.5, 0.45 * len(topics) + 1.6)
     bottom = [0.0] * len(topics)
-    for j in JUDGEMENTS:
+    for j, style in zip(JUDGEMENTS, run_styles(len(JUDGEMENTS))):
         rates = [summary["by_topic"][t][reading][j]["rate"] for t in topics]
-        ax.barh(topics, rates, left=bottom, label=j)
+        ax.barh(topics, rates, left=bottom, label=j, color=style["color"])
         bottom = [b + r for b, r in zip(bottom, rates)]
-    ax.set(xlim=(0, 1), xlabel=f"share of questions ({reading} reading)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set(xlim=(0, 1), xlabel=f"share of the topic's questions ({reading} reading)")
+    ax.invert_yaxis()  # topics read top to bottom in order
+    fig.legend(loc="outside right upper", fontsize=8, title="judgement")
     return fig
+
+
+def replies_html(records: list[dict], limit: int = 200) -> str:
+    "The model's replies with both readings and their judgements, in a scrolling table."
+    cut = lambda text, n: esc(text if len(text) <= n else "…" + text[-n:])
+    wrap = "style='white-space:normal; text-align:left; min-width:220px; max-width:360px'"
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{esc(r.get('topic', ''))}</td><td {wrap}>{cut(r.get('prompt', ''), 140)}</td>"
+        f"<td>{r.get('exact_value', '')}</td><td {wrap}>{cut(r.get('response') or r.get('error', ''), 160)}</td>"
+        f"<td>{r.get('numeric_answer', '')}</td><td>{esc(r.get('judgement', 'error'))}</td>"
+        f"<td>{r.get('archnb_numeric_answer', '')}</td><td>{esc(r.get('archnb_judgement', 'error'))}</td></tr>"
+        for i, r in enumerate(records[:limit], 1)
+    )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ["#", "topic", "question", "exact", "reply", "reference reads", "judged", "archnb reads", "judged"]
+    )
+    return (
+        f"{TABLE_STYLE}<div style='max-height:320px; overflow:auto'><table class='archnb-table archnb-replies'>"
+        f"<tr>{head}</tr>{rows}</table></div>"
+    )
 
 # %% ../nbs/10_widgets.ipynb #3cf8a866
 class StreetMathPanel(Shown):
-    "Pick a model, layers, sample size and hint; run StreetMath; see judgement bars per topic."
+    "Pick a model, layers, sample size and hint; run StreetMath in the background with Stop; see bars and replies."
 
-    def __init__(self, model: str = "smollm2-135m-instruct", questions: str = "generated", n: int = 50):
-        self.model, self.layers = W.Text(value=str(model), description="model"), W.IntText(
-            value=0, description="layers (0 = all)"
+    def __init__(self, model: str = "smollm2-135m-instruct", questions: str = "generated", n: int = 50, chunk: int = 8):
+        wide = {"description_width": "130px"}
+        self.model = W.Text(value=str(model), description="model", style=wide, layout=W.Layout(width="520px"))
+        self.layers = W.IntText(value=0, description="layers (0 = all)", style=wide)
+        self.n = W.IntText(value=n, description="questions", style=wide)
+        self.hint = W.Checkbox(value=False, description="hint", style=wide)
+        self.protocol = W.Dropdown(
+            options=["reference", "archnb"], value="reference", description="protocol", style=wide
         )
-        self.n, self.hint = W.IntText(value=n, description="questions"), W.Checkbox(value=False, description="hint")
-        self.protocol = W.Dropdown(options=["reference", "archnb"], value="reference", description="protocol")
-        self.questions, self.max_tokens = W.Text(value=questions, description="questions from"), W.IntText(
-            value=256, description="max tokens"
-        )
-        self.run_button, self.status, self.bars, self.table = (
-            W.Button(description="Run", button_style="success"),
-            W.HTML(),
-            W.Image(format="png"),
-            W.HTML(),
-        )
-        self.run_button.on_click(lambda b: self.run())
-        self.loaded, self.result = {}, None
-        self.widget = W.VBox(
-            [
-                self.model,
-                self.layers,
-                self.questions,
-                self.n,
-                self.protocol,
-                self.max_tokens,
-                self.hint,
-                self.run_button,
-                self.status,
-                self.bars,
-                self.table,
-            ]
-        )
+        self.questions = W.Text(value=questions, description="questions from", style=wide)
+        self.max_tokens, self.chunk = W.IntText(value=256, description="max tokens", style=wide), chunk
+        self.run_button = W.Button(description="Run", button_style="success")
+        self.stop_button = W.Button(description="Stop", button_style="danger", disabled=True)
+        self.header, self.status, self.summary_view, self.replies = W.HTML(), W.HTML(), W.HTML(), W.HTML()
+        self.progress, self.bars = ProgressLine("answered", unit="questions"), image_area()
+        self.run_button.on_click(lambda b: self.start())
+        self.stop_button.on_click(lambda b: self.stop_event.set())
+        self.loaded, self.result, self.thread, self.stop_event, self.output = {}, None, None, threading.Event(), None
+        controls = [self.model, self.layers, self.questions, self.n, self.protocol, self.max_tokens, self.hint]
+        buttons = W.HBox([self.run_button, self.stop_button])
+        results = [self.header, self.progress.widget, self.status, self.bars, self.summary_view, self.replies]
+        self.widget = W.VBox([*controls, buttons, *results]).add_class("archnb-streetmath")
 
     def load(self):
         "The chosen model and tokenizer, loaded once per (model, layers)."
@@ -502,32 +704,72 @@ class StreetMathPanel(Shown):
             self.loaded = {key: load_causal_lm(key[0], num_layers=key[1])}
         return self.loaded[key]
 
+    def model_name(self, lm) -> str:
+        "The model's name for the header: its folder's name for a path, with the layers kept."
+        name = Path(self.model.value).name if "/" in self.model.value else self.model.value
+        r = lm.report
+        return f"{name}: {r.layers_after} of {r.layers_before} layers" if r.layers_after != r.layers_before else name
+
+    def start(self):
+        "Clear the old results and ask the questions in a background thread."
+        if self.thread and self.thread.is_alive():
+            return
+        self.stop_event.clear()
+        self.result, self.output = None, None
+        for w in (self.header, self.status, self.summary_view, self.replies):
+            w.value = ""
+        self.progress.reset(0)
+        clear_figure(self.bars)
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def _ask(self, lm, samples: list[dict]) -> list[dict]:
+        "Ask `samples` a chunk at a time into this run's results file, until done or stopped; return those answered."
+        from archnb.evaluate import evaluate_streetmath
+
+        self.output = Path(tempfile.mkdtemp(prefix="archnb-streetmath-")) / "results.jsonl"
+        settings = dict(protocol=self.protocol.value, hint=self.hint.value, max_tokens=self.max_tokens.value)
+        asked = []
+        for i in range(0, len(samples), self.chunk):
+            if self.stop_event.is_set():
+                break
+            chunk = samples[i : i + self.chunk]
+            evaluate_streetmath(
+                lm.model, lm.tokenizer, chunk, output=self.output, resume=True, progress=False, **settings
+            )
+            asked += chunk
+            self.progress.update(len(asked))
+        self.result = evaluate_streetmath(
+            lm.model, lm.tokenizer, asked, output=self.output, resume=True, progress=False, **settings
+        )  # nothing left to ask: the summary of what was answered, read back from the file
+        return asked
+
     def run(self):
-        "Evaluate and show the bars and the summary."
-        from archnb.evaluate import evaluate_streetmath, format_summary
+        "Load, ask, and show the status, the bars, the summary and the replies (the Run button's thread)."
+        from archnb.evaluate import format_summary
         from archnb.streetmath import load_streetmath
 
         try:
-            self.status.value = "loading…"
+            self.status.value = "loading the model…"
             lm = self.load()
+            self.header.value = f"<b>{esc(self.model_name(lm))}</b>"
             samples = load_streetmath(self.questions.value, split="test", limit=self.n.value, shuffle=True, seed=0)
+            self.progress.reset(len(samples))
             self.status.value = f"asking {len(samples)} questions…"
-            self.result = evaluate_streetmath(
-                lm.model,
-                lm.tokenizer,
-                samples,
-                protocol=self.protocol.value,
-                hint=self.hint.value,
-                max_tokens=self.max_tokens.value,
+            asked = self._ask(lm, samples)
+            s = self.result["summary"]
+            good = {r: s[r]["judgements"]["Good approximation"]["rate"] for r in ("reference", "archnb")}
+            stopped = f"stopped by the user after {len(asked)} of {len(samples)}; " if len(asked) < len(samples) else ""
+            self.status.value = (
+                f"{stopped}{s['n']} questions, protocol {s['protocol']}: good approximation {good['reference']:.0%} "
+                f"(reference reading), {good['archnb']:.0%} (archnb's); answers in <code>{esc(self.output)}</code>"
             )
+            if s["n"]:
+                show_figure(self.bars, plot_topic_judgements(s))
+            self.summary_view.value = f"<pre>{esc(format_summary(s))}</pre>"
+            self.replies.value = replies_html(self.result["records"])
         except Exception as e:
-            self.status.value = f"<span style='color:#c00'>{esc(f'{type(e).__name__}: {e}')}</span>"
-            return
-        s = self.result["summary"]
-        good = {r: s[r]["judgements"]["Good approximation"]["rate"] for r in ("reference", "archnb")}
-        self.status.value = (
-            f"{s['n']} questions, protocol {s['protocol']}: good approximation {good['reference']:.0%} "
-            f"(reference reading), {good['archnb']:.0%} (archnb's)"
-        )
-        self.bars.value = png_bytes(plot_topic_judgements(s))
-        self.table.value = f"<pre>{esc(format_summary(s))}</pre>"
+            self.status.value = error_html(f"{type(e).__name__}: {e}")
+        finally:
+            self.run_button.disabled, self.stop_button.disabled = False, True
