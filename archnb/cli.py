@@ -858,17 +858,16 @@ def _finetune_experiment(args):
 
 def finetune_command(args) -> int:
     "Fine-tune a model on chat examples, fully or with LoRA; print the metrics; optionally ask StreetMath and merge."
-    from archnb.finetune import ask_streetmath, build_finetune
-    from archnb.train import merge_lora
+    from archnb.finetune import heal
 
-    experiment = _finetune_experiment(args)
-    built = build_finetune(experiment, Path(args.out), resume=args.resume, progress=not args.no_progress)
-    res = built.tuner.fit()
-    if res["status"] != "diverged" and args.streetmath_questions:
-        res.update(ask_streetmath(experiment, built, Path(args.out)))
+    res = heal(
+        _finetune_experiment(args),
+        Path(args.out),
+        resume=args.resume,
+        merge_dir=args.merge,
+        progress=not args.no_progress,
+    )
     print("\n".join(f"{k:<23} {v:,.4g}" if isinstance(v, float) else f"{k:<23} {v}" for k, v in res.items()))
-    if args.merge and res["status"] != "diverged":
-        print(f"merged model: {merge_lora(built.tuner.model, args.merge, built.tokenizer)}")
     return 0 if res["status"] != "diverged" else 1
 
 # %% ../nbs/11_cli.ipynb #6a2c9e22

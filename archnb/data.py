@@ -24,7 +24,8 @@ from .streetmath import StreetMathSettings, generate_streetmath, num, prompt_ids
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'SFT_ROLES', 'IGNORE_INDEX', 'load_corpus', 'bytes_tokenizer', 'train_bpe', 'save_tokenizer',
            'hf_tokenizer', 'write_token_files', 'load_tokens', 'TokenBatches', 'prepare_data', 'streetmath_sft',
-           'read_sft', 'check_no_overlap', 'load_sft', 'sft_tokens', 'SFTBatches', 'PackedSFTBatches']
+           'read_sft', 'check_no_overlap', 'load_sft', 'sft_tokens', 'sft_rows', 'pad_id', 'SFTBatches',
+           'PackedSFTBatches']
 
 # %% ../nbs/03_data.ipynb #c623eef3
 def friendly(x: float) -> float:
@@ -394,6 +395,16 @@ def sft_tokens(tokenizer, messages: list[dict], reference: bool = True) -> dict:
     else:
         reply = tokenizer(messages[-1]["content"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return {"input_ids": ids + reply, "labels": [IGNORE_INDEX] * len(ids) + reply}
+
+
+def sft_rows(tokenizer, examples: list[dict]) -> list[dict]:
+    "`sft_tokens` of every example: what a fine-tuner trains on and what its validation loss is taken over."
+    return [sft_tokens(tokenizer, e["messages"]) for e in examples]
+
+
+def pad_id(tokenizer) -> int:
+    "The id a batch is padded with: the tokenizer's pad token, else its end-of-sequence token (Llama has no pad)."
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 # %% ../nbs/03_data.ipynb #6a0c1e13
 class SFTBatches:

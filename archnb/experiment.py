@@ -64,6 +64,32 @@ def versions(runs_dir, name: str) -> list[Path]:
     more = [p for p in base.parent.glob(f"{base.name}-v*") if re.fullmatch(rf"{re.escape(base.name)}-v\d+", p.name)]
     return ([base] if base.exists() else []) + sorted(more, key=lambda p: int(p.name.rsplit("-v", 1)[1]))
 
+# %% ../nbs/07_experiment.ipynb #7e3c0a52
+def _write_json(path: Path, record: dict):
+    atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")
+
+
+def record_run(experiment, configure, train) -> dict:
+    "Run `train(plan, run_dir)` in a new folder of the experiment's; return the record, written whatever happened."
+    run_dir = new_run_dir(experiment.runs_dir, experiment.name)
+    record = {"name": experiment.name, "run_dir": str(run_dir), "experiment": experiment.to_dict(), "status": "running"}
+    try:
+        plan = experiment.resolve()
+        record["config"] = configure(plan)
+        _write_json(run_dir / "experiment.json", record)
+        metrics = train(plan, run_dir)
+        diverged = metrics["status"] == "diverged"
+        record.update(
+            status="failed" if diverged else "completed",
+            metrics=metrics,
+            error=metrics["stop_reason"] if diverged else None,
+        )
+        plot_curves([run_dir], path=run_dir / "curves.png")
+    except Exception as e:  # a failing run is recorded, never lost, and never stops a sweep
+        record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=5))
+    _write_json(run_dir / "record.json", record)
+    return record
+
 # %% ../nbs/07_experiment.ipynb #b02e4438
 @dataclasses.dataclass
 class Experiment:
@@ -129,33 +155,22 @@ class Experiment:
                 f"experiment {self.name}: seeds={list(self.seeds)} means one run per seed: call run_seeds() "
                 "(or sweep), or leave seeds empty and set the seed in the training config"
             )
-        run_dir = new_run_dir(self.runs_dir, self.name)
-        record = {"name": self.name, "run_dir": str(run_dir), "experiment": self.to_dict(), "status": "running"}
-        try:
-            p = self.resolve()
-            record["config"] = {"arch": p.arch.arch_dict(), "train": p.train.to_dict()}
-            atomic_write_text(run_dir / "experiment.json", json.dumps(record, indent=2, default=str) + "\n")
-            data = self.data_dir(p.arch.vocab_size, p.train.seed)
-            prepare_data(
-                self.corpus,
-                data,
-                p.arch.vocab_size,
-                tokenizer=self.tokenizer,
-                n_docs=self.n_docs,
-                seed=p.train.seed,
-                progress=progress,
-            )
-            metrics = Trainer(p.arch, data, p.train, out_dir=run_dir, progress=progress, callbacks=callbacks).fit()
-            record.update(
-                status="completed" if metrics["status"] != "diverged" else "failed",
-                metrics=metrics,
-                error=metrics["stop_reason"] if metrics["status"] == "diverged" else None,
-            )
-            plot_curves([run_dir], path=run_dir / "curves.png")
-        except Exception as e:  # a failing run is recorded, never lost, and never stops a sweep
-            record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=5))
-        atomic_write_text(run_dir / "record.json", json.dumps(record, indent=2, default=str) + "\n")
-        return record
+        configure = lambda p: {"arch": p.arch.arch_dict(), "train": p.train.to_dict()}
+        return record_run(self, configure, lambda p, run_dir: self._train(p, run_dir, progress, callbacks))
+
+    def _train(self, p: Preset, run_dir: Path, progress: bool, callbacks) -> dict:
+        "Prepare the token files (cached) and train the resolved preset into run_dir."
+        data = self.data_dir(p.arch.vocab_size, p.train.seed)
+        prepare_data(
+            self.corpus,
+            data,
+            p.arch.vocab_size,
+            tokenizer=self.tokenizer,
+            n_docs=self.n_docs,
+            seed=p.train.seed,
+            progress=progress,
+        )
+        return Trainer(p.arch, data, p.train, out_dir=run_dir, progress=progress, callbacks=callbacks).fit()
 
 # %% ../nbs/07_experiment.ipynb #6c95444b
 EXPERIMENT_KINDS = {  # the kinds of experiment a trial config can name, and the module that holds each

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 import pandas as pd
@@ -24,20 +23,19 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from .config import TRAIN_FIELDS, ConfigError, TrainConfig, check_value
-from .data import IGNORE_INDEX, SFTBatches, load_sft, sft_tokens, streetmath_sft
+from .data import IGNORE_INDEX, SFTBatches, load_sft, pad_id, sft_rows, streetmath_sft
 from .evaluate import evaluate_streetmath
-from .experiment import new_run_dir
+from .experiment import record_run
 from .files import atomic_write_text
 from .hf import LAYER_SELECTIONS, load_causal_lm
-from .plots import plot_curves
 from .runtime import PeakMemory, resolve_device
-from .streetmath import StreetMathSettings, load_streetmath
+from .streetmath import StreetMathSettings, load_streetmath, published_file
 from .train import Callback, FineTuner, lora_config, merge_lora, parse_count
 
 # %% auto #0
-__all__ = ['FINETUNE_DEFAULTS', 'FINETUNE_OPTIONS', 'HEAL_DECODING', 'finetune_train_config', 'published_test_set',
-           'sft_test_sets', 'FineTunePlan', 'FineTuneExperiment', 'BuiltFineTune', 'build_finetune', 'heal_questions',
-           'streetmath_metrics', 'ask_streetmath', 'bench_sft', 'append_bench_result']
+__all__ = ['FINETUNE_DEFAULTS', 'FINETUNE_OPTIONS', 'HEAL_DECODING', 'finetune_train_config', 'sft_test_sets', 'FineTunePlan',
+           'FineTuneExperiment', 'build_finetune', 'heal_questions', 'streetmath_metrics', 'ask_streetmath', 'heal',
+           'bench_sft', 'append_bench_result']
 
 # %% ../nbs/09e_finetune.ipynb #9e0f0007
 FINETUNE_DEFAULTS = dict(
@@ -92,15 +90,9 @@ def finetune_train_config(overrides: dict) -> TrainConfig:
     return TrainConfig(**values)
 
 # %% ../nbs/09e_finetune.ipynb #9e0f000a
-def published_test_set() -> Path | None:
-    "The published StreetMath test file beside this project (a `shared/streetmath` folder above here), if found."
-    found = (Path(p) / "shared/streetmath/street_math_test.jsonl" for p in Path.cwd().resolve().parents)
-    return next((p for p in found if p.is_file()), None)
-
-
 def sft_test_sets(files=()) -> list[tuple[str, list[dict]]]:
     "(name, questions) of every test set the examples are checked against."
-    files = list(files) or ([found] if (found := published_test_set()) else [])
+    files = list(files) or ([found] if (found := published_file()) else [])
     return [("the generated test split", load_streetmath("generated", split="test"))] + [
         (str(f), load_streetmath(f, split=None)) for f in files
     ]
@@ -159,15 +151,6 @@ class FineTuneExperiment:
         return StreetMathSettings(**self.streetmath_settings)
 
 # %% ../nbs/09e_finetune.ipynb #9e0f000f
-@dataclasses.dataclass
-class BuiltFineTune:
-    "A loaded model, its tokenizer and the FineTuner that trains it."
-
-    model: object
-    tokenizer: object
-    tuner: FineTuner
-
-
 def _examples(self: FineTuneExperiment, plan: FineTunePlan) -> list[dict]:
     "The training examples, refused if one asks a question of any test set."
     o, tests = plan.options, sft_test_sets(self.test_sets)
@@ -176,8 +159,8 @@ def _examples(self: FineTuneExperiment, plan: FineTunePlan) -> list[dict]:
 
 def build_finetune(
     experiment: FineTuneExperiment, out_dir, resume=False, progress: bool = True, callbacks=(), device_map=None
-) -> BuiltFineTune:
-    "Load the experiment's model as its options change it, and the FineTuner that trains it into `out_dir`."
+) -> FineTuner:
+    "Load the experiment's model as its options change it; the FineTuner that trains it into `out_dir`."
     plan = experiment.resolve()
     o = plan.options
     examples = _examples(experiment, plan)  # checked before the model loads: a refusal costs nothing
@@ -190,7 +173,7 @@ def build_finetune(
         trust_remote_code=o["trust_remote_code"],
         device_map=device_map,
     )
-    tuner = FineTuner(
+    return FineTuner(
         model,
         tok,
         examples,
@@ -209,12 +192,11 @@ def build_finetune(
         callbacks=callbacks,
         progress=progress,
     )
-    return BuiltFineTune(model, tok, tuner)
 
 # %% ../nbs/09e_finetune.ipynb #9e0f0011
 def heal_questions(n: int, source=None, seed: int = 0) -> list[dict]:
     "The first n test questions shuffled with `seed`: the published test set when found, else the generated split."
-    source = source or published_test_set()
+    source = source or published_file()
     return load_streetmath(source or "generated", split=None if source else "test", limit=n, shuffle=True, seed=seed)
 
 
@@ -239,43 +221,42 @@ def streetmath_metrics(model, tokenizer, questions: list[dict], settings: Street
     }
 
 # %% ../nbs/09e_finetune.ipynb #9e0f0012
-def ask_streetmath(experiment: FineTuneExperiment, built: BuiltFineTune, run_dir: Path) -> dict:
+def ask_streetmath(experiment: FineTuneExperiment, tuner: FineTuner, out_dir: Path) -> dict:
     "The healed model asked the experiment's questions (LoRA merged first, so generation runs plain weights)."
-    model = built.tuner.model
-    model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    built.tuner.model = model
+    model = tuner.model
+    tuner.model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     questions = heal_questions(
         experiment.streetmath_questions, experiment.streetmath_source, experiment.streetmath_seed
     )
-    return streetmath_metrics(model, built.tokenizer, questions, experiment.settings(), run_dir / "streetmath.jsonl")
+    return streetmath_metrics(
+        tuner.model, tuner.tokenizer, questions, experiment.settings(), out_dir / "streetmath.jsonl"
+    )
+
+
+def heal(
+    experiment: FineTuneExperiment, out_dir, resume=False, merge_dir=None, progress: bool = True, callbacks=()
+) -> dict:
+    "Fine-tune into out_dir, ask StreetMath (if questions are set), merge into merge_dir (if given); the metrics."
+    out_dir = Path(out_dir)
+    tuner = build_finetune(experiment, out_dir, resume=resume, progress=progress, callbacks=callbacks)
+    metrics = tuner.fit()
+    if metrics["status"] == "diverged":
+        return metrics
+    if experiment.streetmath_questions:
+        metrics.update(ask_streetmath(experiment, tuner, out_dir))
+    if merge_dir is not None:
+        metrics["merged_dir"] = str(merge_lora(tuner.model, merge_dir, tuner.tokenizer))
+    return metrics
 
 
 @patch
 def run(self: FineTuneExperiment, progress: bool = True, callbacks=()) -> dict:
     "Fine-tune into a new run folder, ask StreetMath; return the record (status, metrics, folder), failures included."
-    run_dir = new_run_dir(self.runs_dir, self.name)
-    record = {"name": self.name, "run_dir": str(run_dir), "experiment": self.to_dict(), "status": "running"}
-    try:
-        plan = self.resolve()
-        record["config"] = {"train": plan.train.to_dict(), "options": plan.options}
-        atomic_write_text(run_dir / "experiment.json", json.dumps(record, indent=2, default=str) + "\n")
-        built = build_finetune(self, run_dir, progress=progress, callbacks=callbacks)
-        metrics = built.tuner.fit()
-        if metrics["status"] != "diverged" and self.streetmath_questions:
-            metrics.update(ask_streetmath(self, built, run_dir))
-        if self.merge and metrics["status"] != "diverged":
-            metrics["merged_dir"] = str(merge_lora(built.tuner.model, run_dir / "merged", built.tokenizer))
-        diverged = metrics["status"] == "diverged"
-        record.update(
-            status="failed" if diverged else "completed",
-            metrics=metrics,
-            error=metrics["stop_reason"] if diverged else None,
-        )
-        plot_curves([run_dir], path=run_dir / "curves.png")
-    except Exception as e:  # a failing run is recorded, never lost, and never stops a sweep
-        record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=5))
-    atomic_write_text(run_dir / "record.json", json.dumps(record, indent=2, default=str) + "\n")
-    return record
+    configure = lambda plan: {"train": plan.train.to_dict(), "options": plan.options}
+    train = lambda plan, run_dir: heal(
+        self, run_dir, merge_dir=run_dir / "merged" if self.merge else None, progress=progress, callbacks=callbacks
+    )
+    return record_run(self, configure, train)
 
 # %% ../nbs/09e_finetune.ipynb #9e0f0021
 def _bench_examples(n_examples: int, seed: int) -> tuple[list[dict], list[dict]]:
@@ -284,18 +265,9 @@ def _bench_examples(n_examples: int, seed: int) -> tuple[list[dict], list[dict]]
     return examples[:-32], examples[-32:]
 
 
-def _rows(tokenizer, examples: list[dict]) -> list[dict]:
-    "Token ids and reply-only labels of examples, as FineTuner makes them."
-    return [sft_tokens(tokenizer, e["messages"]) for e in examples]
-
-
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
-def _reply_loss(model, rows: list[dict], pad_id: int) -> float:
+def _reply_loss(model, rows: list[dict], pad: int) -> float:
     "Mean loss per reply token of a model on tokenized rows (one function for every trainer's result)."
-    batches, total, count = SFTBatches(rows, 8, pad_id, 0, False), 0.0, 0
+    batches, total, count = SFTBatches(rows, 8, pad, 0, False), 0.0, 0
     model.eval()
     with torch.no_grad():
         for i in range(batches.per_pass):
@@ -398,7 +370,7 @@ def _train_trl(model, tok, train: list[dict], val: list[dict], spec: dict, clock
         trainer = SFTTrainer(
             model=model,
             args=config,
-            train_dataset=Dataset.from_list(_rows(tok, train)),
+            train_dataset=Dataset.from_list(sft_rows(tok, train)),
             processing_class=tok,
             peft_config=peft,
             callbacks=[Clock()],
@@ -431,7 +403,7 @@ def _bench_one(spec: dict) -> dict:
         "steps": len(clock),
         "tokens_per_s": _rate(clock),
         "peak_gb": peak.peak / 1e9,
-        "val_loss": _reply_loss(trained, _rows(tok, val), _pad_id(tok)),
+        "val_loss": _reply_loss(trained, sft_rows(tok, val), pad_id(tok)),
         "train_loss_last5": statistics.mean(losses[-5:]),
         "trainable": sum(p.numel() for p in trained.parameters() if p.requires_grad),
     }

@@ -20,10 +20,10 @@ from .files import atomic_write_text, hub_name, is_local, json_objects
 
 # %% auto #0
 __all__ = ['TOPICS', 'PROTOCOLS', 'JUDGEMENTS', 'READINGS', 'generate_streetmath', 'write_jsonl', 'read_jsonl',
-           'select_questions', 'load_streetmath', 'check_template', 'build_prompt', 'system_prompt', 'build_messages',
-           'split_thinking', 'extract_answer', 'reference_answer', 'judge', 'score', 'disagreement_cause',
-           'reading_fields', 'StopRule', 'Generation', 'StreetMathSettings', 'wilson', 'judgement_rates',
-           'summarise_readings', 'two_proportion_test', 'reference_summary']
+           'select_questions', 'load_streetmath', 'published_file', 'check_template', 'build_prompt', 'system_prompt',
+           'build_messages', 'split_thinking', 'extract_answer', 'reference_answer', 'judge', 'score',
+           'disagreement_cause', 'reading_fields', 'StopRule', 'Generation', 'StreetMathSettings', 'wilson',
+           'judgement_rates', 'summarise_readings', 'two_proportion_test', 'reference_summary']
 
 # %% ../nbs/02_streetmath.ipynb #efea5712
 def price(rng: random.Random, low: float, high: float) -> float:
@@ -552,6 +552,12 @@ def load_streetmath(
             f"filter, 0 after {filters or 'selection'} (protocol {protocol})"
         )
     return chosen
+
+# %% ../nbs/02_streetmath.ipynb #5a0d7e11
+def published_file(name: str = "street_math_test.jsonl") -> Path | None:
+    "A published StreetMath file beside this project (in a `shared/streetmath` folder above here), if found."
+    found = (p / "shared/streetmath" / name for p in Path.cwd().resolve().parents)
+    return next((p for p in found if p.is_file()), None)
 
 # %% ../nbs/02_streetmath.ipynb #7aa314b8
 REFERENCE_SYSTEM = (

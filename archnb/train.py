@@ -31,7 +31,7 @@ from archnb.checkpoint import (
     save_checkpoint,
 )
 from .files import atomic_write_text, no_space
-from .data import PackedSFTBatches, SFTBatches, TokenBatches, load_tokens, prepare_data, sft_tokens
+from .data import PackedSFTBatches, SFTBatches, TokenBatches, load_tokens, pad_id, prepare_data, sft_rows
 from .metrics import evaluate, inference_metrics, memory_metrics, param_metrics, perf_metrics, window_loss
 from .model import ArchForCausalLM, load_converted
 
@@ -268,6 +268,18 @@ def _place(self: Trainer):
 
 
 @patch
+def _resume_state(self: Trainer, optim: dict, state: dict, ckpt) -> dict:
+    "The optimiser's state and every RNG restored; the training settings changed on resume added to the state."
+    self.opt.load_state_dict(optim)
+    restore_rng(state["rng"])
+    changed = {
+        k: [state["train_config"][k], v] for k, v in self.t.to_dict().items() if state["train_config"].get(k) != v
+    }
+    state["resumed"] = state.get("resumed", []) + [{"at_step": state["step"], "from": str(ckpt), "changed": changed}]
+    return state
+
+
+@patch
 def _build(self: Trainer, device):
     "Model, optimizer and the resumed state (or a fresh start)."
     ckpt = self._checkpoint_to_resume()
@@ -289,13 +301,7 @@ def _build(self: Trainer, device):
     self.config = saved
     self.model = load_converted(saved, weights).to(device).train()
     self.opt = make_adamw(self.model, self.t, device)
-    self.opt.load_state_dict(optim)
-    restore_rng(state["rng"])
-    changed = {
-        k: [state["train_config"][k], v] for k, v in self.t.to_dict().items() if state["train_config"].get(k) != v
-    }
-    state["resumed"] = state.get("resumed", []) + [{"at_step": state["step"], "from": str(ckpt), "changed": changed}]
-    return state
+    return self._resume_state(optim, state, ckpt)
 
 # %% ../nbs/05_train.ipynb #e23d8830
 @patch
@@ -697,13 +703,7 @@ def _build(self: FineTuner, device):
         what = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in differ.items()))
         raise ConfigError([f"resume from {ckpt}: not the same starting model or method ({what or 'LoRA or not'})"])
     _load_weights(self.model, weights, adapter, ckpt)
-    self.opt.load_state_dict(optim)
-    restore_rng(state["rng"])
-    changed = {
-        k: [state["train_config"][k], v] for k, v in self.t.to_dict().items() if state["train_config"].get(k) != v
-    }
-    state["resumed"] = state.get("resumed", []) + [{"at_step": state["step"], "from": str(ckpt), "changed": changed}]
-    return state
+    return self._resume_state(optim, state, ckpt)
 
 
 def _load_weights(model, weights: dict, adapter: bool, ckpt):
@@ -723,10 +723,9 @@ def _load_weights(model, weights: dict, adapter: bool, ckpt):
 @patch
 def _make_batches(self: FineTuner, global_batch: int):
     "Padded batches of examples with the loss on the replies; validation on the held-out examples."
-    pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-    rows = lambda examples: [sft_tokens(self.tokenizer, e["messages"]) for e in examples]
+    pad = pad_id(self.tokenizer)
     names = lambda examples: [e.get("id", k) for k, e in enumerate(examples)]
-    train, val = rows(self.train_examples), rows(self.val_examples)
+    train, val = sft_rows(self.tokenizer, self.train_examples), sft_rows(self.tokenizer, self.val_examples)
     if self.pack:
         self.train_batches = PackedSFTBatches(
             train, global_batch, pad, self.max_length, self.t.seed, names(self.train_examples)

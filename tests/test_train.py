@@ -23,29 +23,37 @@ def latest_step(run_dir) -> int:
     return int(latest.read_text().strip().split("-")[1]) if latest.exists() else 0
 
 
-def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
-    args = [*RUN, "--max-steps", 200, "--eval-interval", 5, "--data-dir", tmp_path / "data"]
-    subprocess.run(archnb("train", *args, "--out", tmp_path / "straight"), check=True, capture_output=True)
-    victim = subprocess.Popen(
-        archnb("train", *args, "--out", tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+def kill_after(command: list, run_dir, step: int, max_steps: int) -> int:
+    "Start a training process, SIGKILL it once a checkpoint at `step` or later exists; the latest step then."
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while latest_step(tmp_path / "killed") < 20:
+    while latest_step(run_dir) < step:
         assert victim.poll() is None, "the run ended before it could be killed"
         assert time.time() < deadline
         time.sleep(0.02)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    killed_at = latest_step(tmp_path / "killed")
-    assert 20 <= killed_at < 200 and not (tmp_path / "killed" / "metrics.json").exists()
-    subprocess.run(archnb("train", *args, "--out", tmp_path / "killed", "--resume"), check=True, capture_output=True)
-    a = load_file(str(tmp_path / "straight" / "checkpoint-0000200" / "model.safetensors"))
-    b = load_file(str(tmp_path / "killed" / "checkpoint-0000200" / "model.safetensors"))
+    killed_at = latest_step(run_dir)
+    assert step <= killed_at < max_steps and not (run_dir / "metrics.json").exists()
+    return killed_at
+
+
+def assert_resumed_like_straight(tmp_path, weights: str, killed_at: int):
+    "The resumed run's final weights and losses equal the uninterrupted run's, and its state records the resume."
+    a, b = (load_file(str(tmp_path / d / weights)) for d in ("straight", "killed"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("straight", "killed"))
     assert ma["train/loss"] == mb["train/loss"] and ma["val/loss"] == mb["val/loss"]
-    state = json.loads((tmp_path / "killed" / "checkpoint-0000200" / "training_state.json").read_text())
+    state = json.loads((tmp_path / "killed" / weights).with_name("training_state.json").read_text())
     assert state["resumed"][0]["at_step"] == killed_at
+
+
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
+    args = [*RUN, "--max-steps", 200, "--eval-interval", 5, "--data-dir", tmp_path / "data"]
+    subprocess.run(archnb("train", *args, "--out", tmp_path / "straight"), check=True, capture_output=True)
+    killed_at = kill_after(archnb("train", *args, "--out", tmp_path / "killed"), tmp_path / "killed", 20, 200)
+    subprocess.run(archnb("train", *args, "--out", tmp_path / "killed", "--resume"), check=True, capture_output=True)
+    assert_resumed_like_straight(tmp_path, "checkpoint-0000200/model.safetensors", killed_at)
 
 
 LORA_RUN = """
@@ -69,24 +77,9 @@ def test_sigkill_lora_finetune_then_resume_matches_uninterrupted(tmp_path):
     model = save_tiny_llama(tmp_path / "tiny", n_layers=2)
     lora = lambda out, how: [sys.executable, "-c", LORA_RUN, str(model), str(tmp_path / out), how]
     subprocess.run(lora("straight", "fresh"), check=True, capture_output=True)
-    victim = subprocess.Popen(lora("killed", "fresh"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while latest_step(tmp_path / "killed") < 20:
-        assert victim.poll() is None, "the run ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.02)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    killed_at = latest_step(tmp_path / "killed")
-    assert 20 <= killed_at < 300 and not (tmp_path / "killed" / "metrics.json").exists()
+    killed_at = kill_after(lora("killed", "fresh"), tmp_path / "killed", 20, 300)
     subprocess.run(lora("killed", "resume"), check=True, capture_output=True)
-    adapters = "checkpoint-0000300/adapter_model.safetensors"
-    a, b = (load_file(str(tmp_path / d / adapters)) for d in ("straight", "killed"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("straight", "killed"))
-    assert ma["train/loss"] == mb["train/loss"] and ma["val/loss"] == mb["val/loss"]
-    state = json.loads((tmp_path / "killed" / "checkpoint-0000300" / "training_state.json").read_text())
-    assert state["resumed"][0]["at_step"] == killed_at
+    assert_resumed_like_straight(tmp_path, "checkpoint-0000300/adapter_model.safetensors", killed_at)
 
 
 # Absolute, on losses near 7.06 after 10 steps (under 0.03%). The data are identical (the two processes take the two
