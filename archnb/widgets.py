@@ -454,7 +454,8 @@ def sweep_status(records: list[dict], planned: int, skipped: int) -> str:
 # %% ../nbs/10_widgets.ipynb #6d2e8a14
 TABLE_STYLE = (
     "<style>.archnb-table {border-collapse: collapse; font-size: 85%} .archnb-table th, .archnb-table td "
-    "{padding: 2px 10px; text-align: right; white-space: nowrap; border-bottom: 1px solid #ddd}</style>"
+    "{padding: 2px 10px; text-align: right; white-space: nowrap; border-bottom: 1px solid #ddd; line-height: 1.35; "
+    "vertical-align: top}</style>"
 )
 
 # %% ../nbs/10_widgets.ipynb #772029c0

@@ -106,11 +106,23 @@ def shots(repo, capsys):
     return folder
 
 
-def run_all(page, params, attempts: int = 4):
-    "Run > Run All Cells until the first picker shows (a click can land while Lab settles; rerunning is harmless)."
+def open_notebook(page, url: str):
+    "Open the notebook and wait until its cells are drawn and its kernel says idle."
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+
+
+def run_all(page, url: str, params, folder: Path, attempts: int = 4):
+    "Run > Run All Cells until cells run, reloading the page when none starts; then wait for the first picker."
+    # Lab can say "idle" before its kernel connection takes requests: Run All then marks nothing as running
+    started = (
+        "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+        ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
+    )
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    for _ in range(attempts):
+    for attempt in range(attempts):
         page.keyboard.press("Escape")
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.locator("li[data-command='runmenu:run-all']").click()
@@ -119,11 +131,19 @@ def run_all(page, params, attempts: int = 4):
         if kernel_dialog.count():  # Lab asks which kernel once in a fresh profile: the notebook's own
             kernel_dialog.first.click()
         try:
-            params.wait_for(state="visible", timeout=60_000)
-            return
+            page.wait_for_function(started, timeout=20_000)
         except PlaywrightTimeout:
+            page.screenshot(path=str(folder / f"run-all-not-started-{attempt + 1}.png"))
+            open_notebook(page, url)
             continue
-    raise AssertionError(f"the widgets notebook did not show a preset picker after {attempts} tries of Run All Cells")
+        params.wait_for(state="visible", timeout=300_000)
+        return
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").all_inner_texts()
+    status = page.locator(".jp-Notebook-ExecutionIndicator").first.get_attribute("data-status")
+    raise AssertionError(
+        f"Run All Cells ran no cell in {attempts} tries, reloading the page between them (kernel {status}; "
+        f"screenshots run-all-not-started-N.png in {folder}); errors: {[e[-800:] for e in errors]}"
+    )
 
 
 def wait_until_run(page):
@@ -240,10 +260,9 @@ def test_widgets_in_chromium(lab, shots):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
         page = browser.new_page(viewport={"width": 1400, "height": 2400})  # tall: a whole widget in one screenshot
-        page.goto(lab)
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-        run_all(page, page.locator(".archnb-params").first)
+        page.on("dialog", lambda dialog: dialog.accept())  # "leave this page?" when a reload is needed
+        open_notebook(page, lab)
+        run_all(page, lab, page.locator(".archnb-params").first, shots)
         wait_until_run(page)
         no_error_outputs(page)
         page.screenshot(path=str(shots / "after-run-all.png"))
