@@ -21,6 +21,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
+from .model import CACHE_NAME
 from .streetmath import Generation, StopRule, prompt_ids, prompt_text
 
 # %% auto #0
@@ -299,7 +300,7 @@ def prefill(self: TransformersGenerator, prompts: list[list[int]]):
         input_ids=input_ids,
         attention_mask=mask,
         position_ids=pos,
-        past_key_values=cache,
+        **{CACHE_NAME: cache},
         use_cache=True,
         logits_to_keep=1,
     )
@@ -315,7 +316,7 @@ def decode_step(self: TransformersGenerator, rows: list[Row], cache, mask):
         input_ids=tokens,
         attention_mask=mask,
         position_ids=mask.sum(1, keepdim=True) - 1,
-        past_key_values=cache,
+        **{CACHE_NAME: cache},
         use_cache=True,
     )
     return mask, out.logits[:, -1]

@@ -18,8 +18,8 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from .config import ArchConfig, _fields_of_twin, check_buildable
 
 # %% auto #0
-__all__ = ['RMSNorm', 'Attention', 'MLP', 'Block', 'ArchPreTrainedModel', 'ArchModel', 'next_token_loss', 'ArchForCausalLM',
-           'from_gpt2', 'from_llama', 'load_converted']
+__all__ = ['CACHE_NAME', 'RMSNorm', 'Attention', 'MLP', 'Block', 'ArchPreTrainedModel', 'ArchModel', 'next_token_loss',
+           'ArchForCausalLM', 'from_gpt2', 'from_llama', 'load_converted']
 
 # %% ../nbs/01_model.ipynb #da5b8025
 class RMSNorm(nn.Module):
@@ -188,6 +188,21 @@ def causal_mask(attention_mask, past: int, T: int, device):
         mask = mask & attention_mask[:, None, None, -Tk:].bool()
     return mask | (cols == rows)[None, None]  # every position may see itself, so no row is empty
 
+# %% ../nbs/01_model.ipynb #4c0a9e02
+CACHE_NAME = "cache" if "cache" in BaseModelOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def _one_cache(past_key_values, cache):
+    "The KV cache given under either name (transformers 5.24 renamed `past_key_values` to `cache`)."
+    if past_key_values is not None and cache is not None and past_key_values is not cache:
+        raise ValueError("past_key_values and cache are two names for the KV cache: pass one of them, not two caches")
+    return cache if cache is not None else past_key_values
+
+
+def _with_cache(output_class, cache, **fields):
+    "A transformers output holding the cache under the installed transformers' name for it."
+    return output_class(**fields, **{CACHE_NAME: cache})
+
 # %% ../nbs/01_model.ipynb #db2b9abb
 class ArchPreTrainedModel(PreTrainedModel):
     "Shared transformers plumbing: config class, initialisation, gradient checkpointing."
@@ -197,7 +212,7 @@ class ArchPreTrainedModel(PreTrainedModel):
     base_model_prefix = "transformer"
     supports_gradient_checkpointing = True
     _no_split_modules = ["Block"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["past_key_values", "cache"]
     _supports_sdpa = True
 
     @torch.no_grad()
@@ -237,8 +252,10 @@ class ArchModel(ArchPreTrainedModel):
 
     # fmt: off
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
-                inputs_embeds=None, use_cache=None, output_hidden_states=None, **kwargs) -> BaseModelOutputWithPast:
+                inputs_embeds=None, use_cache=None, output_hidden_states=None, cache=None,
+                **kwargs) -> BaseModelOutputWithPast:
         # fmt: on
+        past_key_values = _one_cache(past_key_values, cache)
         x = self.wte(input_ids) if inputs_embeds is None else inputs_embeds
         T = x.shape[1]
         use_cache = self.config.use_cache if use_cache is None else use_cache
@@ -265,7 +282,7 @@ class ArchModel(ArchPreTrainedModel):
         x = self.ln_f(x)
         keep = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         states = tuple(hidden + [x]) if keep else None
-        return BaseModelOutputWithPast(last_hidden_state=x, past_key_values=past_key_values, hidden_states=states)
+        return _with_cache(BaseModelOutputWithPast, past_key_values, last_hidden_state=x, hidden_states=states)
 
 # %% ../nbs/01_model.ipynb #e1457299
 def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -307,16 +324,17 @@ class ArchForCausalLM(ArchPreTrainedModel, GenerationMixin):
     # fmt: off
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, labels=None, use_cache=None, logits_to_keep: int = 0,
-                output_hidden_states=None, **kwargs) -> CausalLMOutputWithPast:
+                output_hidden_states=None, cache=None, **kwargs) -> CausalLMOutputWithPast:
         # fmt: on
+        past = _one_cache(past_key_values, cache)
         out = self.transformer(
-            input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_hidden_states
+            input_ids, attention_mask, position_ids, past, inputs_embeds, use_cache, output_hidden_states
         )
         h = out.last_hidden_state
         logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep else h)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
-        past = out.past_key_values
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=past, hidden_states=out.hidden_states)
+        past = getattr(out, CACHE_NAME)
+        return _with_cache(CausalLMOutputWithPast, past, loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 # %% ../nbs/01_model.ipynb #f7223164
 #| eval: false
