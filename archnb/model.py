@@ -326,9 +326,9 @@ class ArchForCausalLM(ArchPreTrainedModel, GenerationMixin):
                 inputs_embeds=None, labels=None, use_cache=None, logits_to_keep: int = 0,
                 output_hidden_states=None, cache=None, **kwargs) -> CausalLMOutputWithPast:
         # fmt: on
-        past = _one_cache(past_key_values, cache)
         out = self.transformer(
-            input_ids, attention_mask, position_ids, past, inputs_embeds, use_cache, output_hidden_states
+            input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_hidden_states,
+            cache=cache,
         )
         h = out.last_hidden_state
         logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep else h)
