@@ -138,11 +138,11 @@ def run_all(page, url: str, params, folder: Path, attempts: int = 4):
             continue
         params.wait_for(state="visible", timeout=300_000)
         return
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").all_inner_texts()
+    errors = error_texts(page)
     status = page.locator(".jp-Notebook-ExecutionIndicator").first.get_attribute("data-status")
     raise AssertionError(
         f"Run All Cells ran no cell in {attempts} tries, reloading the page between them (kernel {status}; "
-        f"screenshots run-all-not-started-N.png in {folder}); errors: {[e[-800:] for e in errors]}"
+        f"screenshots run-all-not-started-N.png in {folder}); errors: {errors}"
     )
 
 
@@ -155,10 +155,15 @@ def wait_until_run(page):
     )
 
 
+def error_texts(page) -> list[str]:
+    "The end of every error output on the page."
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
+    return [text[-1500:] for text in errors.all_inner_texts()]
+
+
 def no_error_outputs(page):
     "Every code cell ran (it has an execution count) and none shows an error."
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
-    texts = [errors.nth(i).inner_text()[-1500:] for i in range(errors.count())]
+    texts = error_texts(page)
     assert not texts, "cells ended in errors:\n" + "\n---\n".join(texts)
     prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
     unrun = [p for p in prompts if not re.search(r"\[\d+\]", p)]
