@@ -24,7 +24,10 @@ from .files import FolderLock, atomic_write_text, folder_bytes, no_space, sha256
 
 # %% auto #0
 __all__ = ['save_checkpoint', 'damaged_files', 'find_checkpoint', 'intact_before', 'check_training_state', 'read_run_state',
-           'read_checkpoint', 'RunFolder']
+           'read_checkpoint', 'RunFolder', 'encode_rng', 'restore_rng']
+
+# %% ../nbs/04a_checkpoint.ipynb #cbe86436
+_all_ = ["encode_rng", "restore_rng"]  # helpers that other modules use: public, defined below
 
 # %% ../nbs/04a_checkpoint.ipynb #7e516062
 def encode_rng() -> dict:

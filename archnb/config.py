@@ -21,10 +21,22 @@ from transformers import AutoConfig, PretrainedConfig
 from .files import atomic_write_text, read_utf8, strict_json
 
 # %% auto #0
-__all__ = ['ARCH_FIELDS', 'ARCH_CHOICES', 'TRAIN_FIELDS', 'ConfigError', 'ArchConfig', 'TrainConfig', 'count_params',
-           'flops_per_token', 'memory_estimate', 'BudgetError', 'n_params', 'check_budget', 'check_buildable',
-           'list_presets', 'Preset', 'load_preset', 'save_preset', 'gpt2_twin_config', 'llama_twin_config',
-           'presets_table', 'human', 'describe_preset']
+__all__ = ['ARCH_FIELDS', 'ARCH_CHOICES', 'PRECISIONS', 'TRAIN_FIELDS', 'ConfigError', 'ArchConfig', 'TrainConfig',
+           'count_params', 'flops_per_token', 'memory_estimate', 'BudgetError', 'n_params', 'check_budget',
+           'check_buildable', 'list_presets', 'Preset', 'load_preset', 'save_preset', 'fields_of_twin',
+           'gpt2_twin_config', 'llama_twin_config', 'presets_table', 'human', 'describe_preset', 'check_value',
+           'ARCH_ALIASES', 'nearest', 'TRAIN_ALIASES', 'split_preset_keys', 'check_preset_name', 'table_number']
+
+# %% ../nbs/00_config.ipynb #2d166572
+_all_ = [
+    "check_value",
+    "ARCH_ALIASES",
+    "nearest",
+    "TRAIN_ALIASES",
+    "split_preset_keys",
+    "check_preset_name",
+    "table_number",
+]  # helpers that other modules use: public, defined below
 
 # %% ../nbs/00_config.ipynb #bde305c6
 class ConfigError(ValueError):
@@ -322,12 +334,13 @@ class ArchConfig(PretrainedConfig):
         )
 
 # %% ../nbs/00_config.ipynb #2a7c4e91
-#| eval: false
 AutoConfig.register(
     ArchConfig.model_type, ArchConfig, exist_ok=True
 )  # when archnb.config is imported (see 01b_autoreg)
 
 # %% ../nbs/00_config.ipynb #37185398
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # the one list of precisions: autocast, weights, options
+
 TRAIN_FIELDS = {
     "batch_size": (32, "pos_int"),
     "grad_accum_steps": (1, "pos_int"),
@@ -341,7 +354,7 @@ TRAIN_FIELDS = {
     "betas": ((0.9, 0.95), "betas"),
     "eval_interval": (100, "pos_int"),
     "eval_iters": (20, "pos_int"),
-    "precision": ("auto", ("auto", "fp32", "bf16", "fp16")),
+    "precision": ("auto", PRECISIONS),
     "compile": (False, "bool"),
     "gradient_checkpointing": (False, "bool"),
     "seed": (1337, "nonneg_int"),
@@ -795,7 +808,7 @@ def _twin_fields(config, twin: int) -> dict:
     return {"bos_token_id": None, "eos_token_id": None, **named}
 
 
-def _fields_of_twin(twin_config, twin: int) -> dict:
+def fields_of_twin(twin_config, twin: int) -> dict:
     "archnb's shape fields read from a twin's config (0: GPT-2, 1: LLaMA): `_twin_fields` the other way round."
     return {field: getattr(twin_config, names[twin]) for field, names in _TWIN_NAMES.items() if names[twin]}
 

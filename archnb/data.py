@@ -19,7 +19,8 @@ from transformers import PreTrainedTokenizerFast
 from .config import ConfigError
 from .files import FolderLock, atomic_write, atomic_write_text, hub_name
 from .files import json_objects
-from .streetmath import StreetMathSettings, generate_streetmath, num, prompt_ids, prompt_text
+from .questions import generate_streetmath, as_written
+from .streetmath import StreetMathSettings, prompt_ids, prompt_text
 
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'SFT_ROLES', 'IGNORE_INDEX', 'load_corpus', 'bytes_tokenizer', 'train_bpe', 'save_tokenizer',
@@ -312,7 +313,7 @@ def streetmath_sft(n: int = 1000, seed: int = 0, settings: StreetMathSettings | 
     settings = settings or StreetMathSettings()
     examples = []
     for r in generate_streetmath(n, 0, seed=seed, worked=True):
-        reply = f"{r['worked_estimate']}\nFinal answer: {num(r['estimate'])}"
+        reply = f"{r['worked_estimate']}\nFinal answer: {as_written(r['estimate'])}"
         messages = settings.messages(r) + [{"role": "assistant", "content": reply}]
         examples.append({"id": r["id"], "messages": messages, "prompt": r["prompt"], "exact_value": r["exact_value"]})
     return examples

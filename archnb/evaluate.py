@@ -16,12 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import atomic_write_text, no_space
-from archnb.streetmath import (
+from archnb.scoring import (
     JUDGEMENTS,
     READINGS,
-    Generation,
-    StreetMathSettings,
-    load_streetmath,
     reading_fields,
     reference_summary,
     reference_token_count,
@@ -29,10 +26,14 @@ from archnb.streetmath import (
     two_proportion_test,
     wilson,
 )
+from .streetmath import Generation, StreetMathSettings, load_streetmath
 
 # %% auto #0
 __all__ = ['ResultsFile', 'read_results', 'check_resumable', 'summarise_run', 'format_summary', 'evaluate_streetmath', 'rescore',
-           'streetmath_tables', 'write_tables', 'sample_sft', 'plot_layer_sweep', 'streetmath_layer_sweep']
+           'streetmath_tables', 'write_tables', 'plot_layer_sweep', 'streetmath_layer_sweep', 'with_readings']
+
+# %% ../nbs/09b_evaluate.ipynb #966b0ab0
+_all_ = ["with_readings"]  # helpers that other modules use: public, defined below
 
 # %% ../nbs/09b_evaluate.ipynb #1e7b4c95
 PROVIDER_NAMES = {"transformers": "transformers", "openai": "openai-compatible", "ollama": "ollama"}
@@ -322,19 +323,8 @@ def as_generator(
         return model
     from archnb.generate import TransformersGenerator
 
-    return TransformersGenerator(
-        model,
-        tokenizer,
-        batch_size,
-        settings.max_tokens or 256,
-        settings.temperature,
-        settings.top_p,
-        settings.top_k,
-        settings.seed,
-        settings.stop_rule(),
-        batching,
-        name,
-        reference=settings.protocol == "reference",
+    return TransformersGenerator.from_settings(
+        model, tokenizer, settings, batch_size=batch_size, batching=batching, name=name
     )
 
 
@@ -659,87 +649,6 @@ def write_tables(paths, out_dir, reading: str = "reference", dataset=None) -> li
         raise FileExistsError(f"{clash[0]} already exists: choose another --out-dir (nothing is overwritten)")
     return [atomic_write_text(out_dir / name, tables[key]) for key, name in names.items()]
 
-# %% ../nbs/09b_evaluate.ipynb #6d2a0e02
-def sample_sft(
-    model,
-    tokenizer=None,
-    questions: list[dict] | None = None,
-    k: int = 4,
-    keep=("Good approximation", "Exact math"),
-    settings: StreetMathSettings | None = None,
-    output="sft.jsonl",
-    resume: bool = False,
-    reading: str = "reference",
-    batch_size: int = 32,
-    progress: bool = True,
-    run_info: dict | None = None,
-) -> dict:
-    "Rejection sampling: k sampled replies per question, judged; the kept ones, deduplicated, as fine-tuning examples."
-    from dataclasses import replace
-
-    settings = settings or StreetMathSettings()
-    if not isinstance(k, int) or k < 1 or (k > 1 and not settings.temperature):
-        raise ValueError(f"k={k!r} must be a whole number of at least 1, and k > 1 needs a temperature above 0")
-    if unknown := sorted(set(keep) - set(JUDGEMENTS)):
-        raise ValueError(f"keep={unknown} are not judgements; the judgements are {', '.join(JUDGEMENTS)}")
-    output = Path(output)
-    if output.exists() and not resume:
-        raise FileExistsError(f"{output} already exists: pass resume=True (--resume) to continue, or another output")
-    questions = questions if questions is not None else load_streetmath("generated", split="train")
-    by_id, records, replies = {str(q["id"]): q for q in questions}, [], []
-    for j in range(1, k + 1):
-        replies.append(output.with_name(f"{output.name}.replies-s{j}.jsonl"))
-        copies = [dict(q, id=f"{q['id']}#s{j}") for q in questions]
-        seeded = replace(settings, seed=settings.seed + j - 1)
-        records += evaluate_streetmath(
-            model,
-            tokenizer,
-            copies,
-            seeded,
-            batch_size,
-            output=replies[-1],
-            resume=resume,
-            progress=progress,
-            run_info=run_info,
-        )["records"]
-    examples, repeats = _kept_examples(records, by_id, settings, keep, reading)
-    atomic_write_text(output, "".join(json.dumps(e) + "\n" for e in examples))
-    field = "judgement" if reading == "reference" else "archnb_judgement"
-    judged = Counter(r.get(field) for r in records if not r.get("error"))
-    return {
-        "examples": len(examples),
-        "asked": len(records),
-        "judged": dict(judged),
-        "repeats": repeats,
-        "output": output,
-        "replies": replies,
-    }
-
-
-def _kept_examples(records, by_id: dict, settings, keep, reading: str) -> tuple[list[dict], int]:
-    "The well-judged replies as fine-tuning examples, each reply to a question once; (examples, repeats dropped)."
-    field = "judgement" if reading == "reference" else "archnb_judgement"
-    examples, seen, repeats = [], set(), 0
-    for rec in records:
-        if rec.get("error") or rec.get(field) not in keep:
-            continue
-        qid = str(rec["id"]).rsplit("#s", 1)[0]
-        key = (qid, " ".join(str(rec["response"]).split()))
-        repeats += key in seen
-        if key not in seen:
-            seen.add(key)
-            reply = [{"role": "assistant", "content": rec["response"]}]
-            examples.append(
-                {
-                    "id": rec["id"],
-                    "question_id": qid,
-                    "messages": settings.messages(by_id[qid]) + reply,
-                    "judgement": rec[field],
-                    "exact_value": rec["exact_value"],
-                }
-            )
-    return examples, repeats
-
 # %% ../nbs/09b_evaluate.ipynb #fc407ee2
 def sweep_row(n_layers: int, summary: dict, reading: str = "reference") -> dict:
     "One row of the layer table: depth, counts and each judgement's rate and interval under one reading."
@@ -807,13 +716,3 @@ def streetmath_layer_sweep(
         rows.append(sweep_row(n, results[n]["summary"], reading))
     table = pd.DataFrame(rows)
     return table, plot_layer_sweep(table, f"StreetMath judgements against depth ({reading} reading)"), results
-
-# %% ../nbs/09b_evaluate.ipynb #5f6b413a
-if (
-    __name__ == "__main__"
-    and "ipykernel" not in __import__("sys").modules
-    and "execnb" not in __import__("sys").modules
-):
-    from archnb.cli import main  # `python -m archnb.evaluate ...` is `archnb streetmath ...`
-
-    raise SystemExit(main(["streetmath", *__import__("sys").argv[1:]]))

@@ -24,7 +24,7 @@ from archnb.plots import (
     plot_curves,
     plot_frontier,
     report_markdown,
-    summarize_seeds,
+    summarise_seeds,
 )
 from .runtime import resolve_device, resolve_precision
 from .data import prepare_data
@@ -32,7 +32,10 @@ from .train import Trainer
 
 # %% auto #0
 __all__ = ['EXPERIMENT_KINDS', 'Experiment', 'experiment_kind', 'run_trial', 'read_record', 'expand_grid', 'plan_sweep',
-           'SweepResult', 'sweep', 'compare', 'demo']
+           'SweepResult', 'sweep', 'compare', 'demo', 'record_run']
+
+# %% ../nbs/07_experiment.ipynb #4a6b3b36
+_all_ = ["record_run"]  # helpers that other modules use: public, defined below
 
 # %% ../nbs/07_experiment.ipynb #7822fcbd
 def safe_name(text: str) -> str:
@@ -267,8 +270,8 @@ class SweepResult:
 
     @property
     def summary(self) -> pd.DataFrame:
-        "One row per configuration: the mean and s.d. of each figure over its seeds (`archnb.plots.summarize_seeds`)."
-        return summarize_seeds(self.table)
+        "One row per configuration: the mean and s.d. of each figure over its seeds (`archnb.plots.summarise_seeds`)."
+        return summarise_seeds(self.table)
 
 # %% ../nbs/07_experiment.ipynb #216ca381
 def run_local(trials: list[dict], progress: bool, callbacks=(), stop=None, on_record=None) -> list[dict]:

@@ -17,7 +17,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'read_utf8', 'strict_json', 'json_objects',
-           'is_local', 'hub_name', 'InUseError', 'FolderLock']
+           'is_local', 'hub_name', 'InUseError', 'FolderLock', 'no_space', 'folder_bytes']
+
+# %% ../nbs/000_files.ipynb #58666596
+_all_ = ["no_space", "folder_bytes"]  # helpers that other modules use: public, defined below
 
 # %% ../nbs/000_files.ipynb #6f708192
 def no_space(e: OSError, path, intact: str = "the file is unchanged") -> OSError:

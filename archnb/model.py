@@ -15,7 +15,7 @@ from transformers import initialization as hf_init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
-from .config import ArchConfig, _fields_of_twin, check_buildable
+from .config import ArchConfig, fields_of_twin, check_buildable
 
 # %% auto #0
 __all__ = ['CACHE_NAME', 'RMSNorm', 'Attention', 'MLP', 'Block', 'ArchPreTrainedModel', 'ArchModel', 'next_token_loss',
@@ -337,7 +337,6 @@ class ArchForCausalLM(ArchPreTrainedModel, GenerationMixin):
         return _with_cache(CausalLMOutputWithPast, past, loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 # %% ../nbs/01_model.ipynb #f7223164
-#| eval: false
 # when archnb.model is imported (see 01b_autoreg)
 AutoModelForCausalLM.register(ArchConfig, ArchForCausalLM, exist_ok=True)
 
@@ -347,7 +346,7 @@ def from_gpt2(gpt2) -> ArchForCausalLM:
     c = gpt2.config
     if c.activation_function not in ("gelu", "gelu_new", "gelu_pytorch_tanh"):
         raise ValueError(f"activation_function={c.activation_function!r}: archnb's GELU MLP needs a GELU activation")
-    shape = _fields_of_twin(c, 0) | {"d_ff": c.n_inner or 4 * c.n_embd}
+    shape = fields_of_twin(c, 0) | {"d_ff": c.n_inner or 4 * c.n_embd}
     config = ArchConfig(**shape, bias=True, norm="layernorm", pos="learned", mlp="gelu")
     sd = gpt2.state_dict()
     out = {
@@ -380,7 +379,7 @@ def from_llama(llama) -> ArchForCausalLM:
     theta = (getattr(c, "rope_parameters", None) or {}).get("rope_theta", getattr(c, "rope_theta", 10000.0))
     special = {k: getattr(c, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
     kinds = {"bias": False, "norm": "rmsnorm", "pos": "rope", "mlp": "swiglu", "rope_theta": float(theta)}
-    config = ArchConfig(**_fields_of_twin(c, 1), **special, **kinds)
+    config = ArchConfig(**fields_of_twin(c, 1), **special, **kinds)
     sd = llama.state_dict()
     out = {
         "transformer.wte.weight": sd["model.embed_tokens.weight"],

@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['DPI', 'SAVE_DPI', 'LABELS', 'METRIC_COLUMNS', 'SUMMARY_METRICS', 'ALPHA', 'FORMATS', 'COLUMN_NOTES', 'label_of',
-           'new_figure', 'new_panels', 'finish', 'run_styles', 'read_history', 'smoothed', 'plot_curves', 'plot_bars',
-           'pareto_front', 'plot_frontier', 'settings_of', 'config_labels', 'summarize_seeds', 'paired_test',
-           'verdicts', 'to_markdown', 'people_table', 'column_notes', 'report_markdown']
+__all__ = ['LABELS', 'METRIC_COLUMNS', 'SUMMARY_METRICS', 'label_of', 'new_figure', 'new_panels', 'finish', 'run_styles',
+           'read_history', 'smoothed', 'plot_curves', 'plot_bars', 'pareto_front', 'plot_frontier', 'settings_of',
+           'config_labels', 'summarise_seeds', 'paired_test', 'verdicts', 'to_markdown', 'people_table', 'column_notes',
+           'report_markdown']
 
 # %% ../nbs/06_plots.ipynb #05b7cc90
-DPI, SAVE_DPI = 110, 160
+_DPI, _SAVE_DPI = 110, 160
 
 LABELS = {  # a comparison table's columns in words, with their units
     "params_M": "parameters (millions)",
@@ -51,8 +51,8 @@ def _shown_figure():
     class ShownFigure(Figure):
         def _repr_png_(self):
             buf = io.BytesIO()
-            self.savefig(buf, format="png", dpi=SAVE_DPI)
-            width, height = self.get_size_inches() * DPI  # drawn at SAVE_DPI, shown at DPI: sharp, not larger
+            self.savefig(buf, format="png", dpi=_SAVE_DPI)
+            width, height = self.get_size_inches() * _DPI  # drawn at _SAVE_DPI, shown at _DPI: sharp, not larger
             return buf.getvalue(), {"width": round(width), "height": round(height)}
 
     return ShownFigure
@@ -62,7 +62,7 @@ def _figure(width: float, height: float):
     "A figure of a fixed size on its own Agg canvas, outside pyplot (so any thread may draw it)."
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = _shown_figure()(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig = _shown_figure()(figsize=(width, height), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -85,12 +85,12 @@ def new_panels(n: int, columns: int = 2, width: float = 11.0, panel_height: floa
 
 
 def finish(fig, path=None):
-    "Save the figure to `path` (PNG, `SAVE_DPI`) when given; return it (not in pyplot, so Jupyter shows it once)."
+    "Save the figure to `path` (PNG, `_SAVE_DPI`) when given; return it (not in pyplot, so Jupyter shows it once)."
     if fig.get_layout_engine() is None:
         fig.set_layout_engine("constrained")
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=SAVE_DPI)
+        fig.savefig(path, dpi=_SAVE_DPI)
     if getattr(fig.canvas, "manager", None) is not None:  # one a caller made with pyplot: closed, so shown once
         import matplotlib.pyplot as plt
 
@@ -306,7 +306,7 @@ def config_labels(table: pd.DataFrame) -> pd.Series:
     return table.apply(label, axis=1) if len(table) else pd.Series(dtype=str)
 
 
-def summarize_seeds(table: pd.DataFrame) -> pd.DataFrame:
+def summarise_seeds(table: pd.DataFrame) -> pd.DataFrame:
     "One row per configuration of the completed runs: mean and s.d. of each figure over seeds, and the seed count."
     done = table[table.status == "completed"].copy()
     if done.empty:
@@ -343,7 +343,7 @@ def paired_test(table: pd.DataFrame, a: str, b: str, metric: str = "val_loss") -
     return out
 
 # %% ../nbs/06_plots.ipynb #5f0e7a42
-ALPHA = 0.05  # the paired test's level for calling a configuration best
+_ALPHA = 0.05  # the paired test's level for calling a configuration best
 
 
 def _best_verdict(table: pd.DataFrame, summary: pd.DataFrame) -> str:
@@ -361,7 +361,7 @@ def _best_verdict(table: pd.DataFrame, summary: pd.DataFrame) -> str:
     t, spread = paired_test(table, a.config, b.config), max(a.val_loss_sd, b.val_loss_sd)
     numbers = f"{a.val_loss:.3f} ± {a.val_loss_sd:.3f} against {b.val_loss:.3f} ± {b.val_loss_sd:.3f}"
     test = f"paired t-test over {t['n']} seeds p = {t['p']:.2g}"
-    if t["p"] < ALPHA and gap > spread:
+    if t["p"] < _ALPHA and gap > spread:
         return f"- **Best**: `{a.config}`: validation loss {numbers} for `{b.config}`, the runner-up ({test})."
     return (
         f"- **Indistinguishable**: `{a.config}` and `{b.config}` differ by {gap:.3f} in validation loss ({numbers}; "
@@ -414,7 +414,7 @@ def _warnings(table: pd.DataFrame) -> list[str]:
 
 def verdicts(table: pd.DataFrame) -> list[str]:
     "What a report says about a study: best, fastest, smallest, the frontier, and flags, each with its evidence."
-    summary = summarize_seeds(table)
+    summary = summarise_seeds(table)
     if summary.empty:
         return []
     fewest = summary.params_M.min()
@@ -444,7 +444,7 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     return "\n".join(lines)
 
 
-FORMATS = {  # column: (header, format of one value)
+_FORMATS = {  # column: (header, format of one value)
     "params_M": ("parameters", lambda v: f"{v * 1e6:,.0f}"),
     "trainable_M": ("trained parameters", lambda v: f"{v * 1e6:,.0f}"),
     "train_loss": ("train loss", "{:.3f}".format),
@@ -458,7 +458,7 @@ FORMATS = {  # column: (header, format of one value)
     "streetmath_good_rate": ("StreetMath good", "{:.1%}".format),
 }
 
-COLUMN_NOTES = {  # what each column of a report means: every figure shown is explained
+_COLUMN_NOTES = {  # what each column of a report means: every figure shown is explained
     "parameters": "exact count of the built model's parameters (shared tensors once)",
     "train loss": "mean cross-entropy of the last training step (nats/token)",
     "val loss": "mean cross-entropy on held-out tokens at the end (nats/token)",
@@ -481,7 +481,7 @@ def _cell(row, column: str) -> str:
     value = row.get(column)
     if value is None or (isinstance(value, float) and value != value):
         return ""
-    header, fmt = FORMATS[column]
+    header, fmt = _FORMATS[column]
     sd = row.get(f"{column}_sd")
     if sd is not None and sd == sd:
         return f"{fmt(value)} ± {fmt(sd)}"
@@ -503,8 +503,10 @@ def people_table(df: pd.DataFrame) -> pd.DataFrame:
     if "n_seeds" in df.columns:
         out["seeds"] = df.n_seeds.astype(int).astype(str)
     same_size = "trainable_M" in df.columns and df.trainable_M.equals(df.get("params_M"))
-    for c in [c for c in FORMATS if c in df.columns and df[c].notna().any() and not (c == "trainable_M" and same_size)]:
-        out[FORMATS[c][0]] = [_cell(row, c) for _, row in df.iterrows()]
+    for c in [
+        c for c in _FORMATS if c in df.columns and df[c].notna().any() and not (c == "trainable_M" and same_size)
+    ]:
+        out[_FORMATS[c][0]] = [_cell(row, c) for _, row in df.iterrows()]
     if "under_load" in df.columns and df.under_load.fillna(False).astype(bool).any():
         out["under load"] = df.under_load.map(lambda v: "yes" if v is True else "")
     return out.reset_index(drop=True)
@@ -513,7 +515,7 @@ def people_table(df: pd.DataFrame) -> pd.DataFrame:
 def column_notes(*shown: pd.DataFrame) -> list[str]:
     "A line for every column of these people tables that needs explaining, each once."
     columns = dict.fromkeys(c for table in shown if table is not None for c in table.columns)
-    return [f"- *{c}*: {COLUMN_NOTES[c]}" for c in columns if c in COLUMN_NOTES]
+    return [f"- *{c}*: {_COLUMN_NOTES[c]}" for c in columns if c in _COLUMN_NOTES]
 
 
 def report_markdown(table: pd.DataFrame, title: str, skipped: list | None = None, images: dict | None = None) -> str:
@@ -523,7 +525,7 @@ def report_markdown(table: pd.DataFrame, title: str, skipped: list | None = None
         lines.append(f"- **Failed**: `{r.run}`: {r.error}")
     for s in skipped or []:
         lines.append(f"- **Skipped** {s['overrides']}: {s['reason']}")
-    summary = people_table(summarize_seeds(table)) if (table.status == "completed").any() else None
+    summary = people_table(summarise_seeds(table)) if (table.status == "completed").any() else None
     runs = people_table(table)
     if summary is not None:
         lines += ["", "## Configurations (mean ± s.d. over seeds)", "", to_markdown(summary)]

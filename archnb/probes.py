@@ -19,12 +19,11 @@ from .layerwise import right_padded
 from .plots import finish, new_figure
 
 # %% auto #0
-__all__ = ['TRAIN_TEMPLATES', 'HELD_OUT_TEMPLATES', 'PROBE_NOTE', 'distance_to_multiple', 'rounding_direction', 'number_words',
-           'ProbeSet', 'probe_set', 'probe_sets', 'number_features', 'probe_layers', 'save_probe_results',
-           'probe_table', 'plot_probe_accuracy']
+__all__ = ['HELD_OUT_TEMPLATES', 'distance_to_multiple', 'rounding_direction', 'number_words', 'ProbeSet', 'probe_set',
+           'probe_sets', 'number_features', 'probe_layers', 'save_probe_results', 'probe_table', 'plot_probe_accuracy']
 
 # %% ../nbs/09d_probes.ipynb #8b2d0f07
-TRAIN_TEMPLATES = (
+_TRAIN_TEMPLATES = (
     "Consider the number {n}.",
     "Let x = {n}.",
     "Value: {n}",
@@ -89,9 +88,9 @@ def probe_set(n: int, templates, words: bool = False, seed: int = 1337, low: int
 def probe_sets(n_train: int = 2000, n_test: int = 500, seed: int = 1337, low: int = 0, high: int = 9999) -> dict:
     "The reference's three sets: training (digits), held-out templates (digits), training templates in words."
     return {
-        "train": probe_set(n_train, TRAIN_TEMPLATES, False, seed, low, high),
+        "train": probe_set(n_train, _TRAIN_TEMPLATES, False, seed, low, high),
         "digits_paraphrase": probe_set(n_test, HELD_OUT_TEMPLATES, False, seed + 1, low, high),
-        "words": probe_set(n_test, TRAIN_TEMPLATES, True, seed + 2, low, high),
+        "words": probe_set(n_test, _TRAIN_TEMPLATES, True, seed + 2, low, high),
     }
 
 # %% ../nbs/09d_probes.ipynb #8b2d0f12
@@ -133,7 +132,7 @@ def number_features(
     return np.concatenate(chunks, axis=1)
 
 # %% ../nbs/09d_probes.ipynb #8b2d0f14
-PROBE_NOTE = "StandardScaler + LogisticRegression (scikit-learn, L2, C=1, lbfgs), pooled over the number's tokens"
+_PROBE_NOTE = "StandardScaler + LogisticRegression (scikit-learn, L2, C=1, lbfgs), pooled over the number's tokens"
 
 
 def _fit_probe(x: np.ndarray, y: np.ndarray, seed: int):
@@ -211,7 +210,7 @@ def probe_layers(
         res["reference"] = {name: _reference_fields(r) for name, r in res["sets"].items()}
         tasks[f"near_{k}"] = res
     sizes = {name: len(s.texts) for name, s in sets.items()}
-    return {"model": model_name, "probe": PROBE_NOTE, "seed": seed, "max_len": max_len, "sizes": sizes, "tasks": tasks}
+    return {"model": model_name, "probe": _PROBE_NOTE, "seed": seed, "max_len": max_len, "sizes": sizes, "tasks": tasks}
 
 
 def save_probe_results(results: dict, path) -> Path:

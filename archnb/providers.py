@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from .streetmath import Generation, StopRule
+from .streetmath import PROTOCOL_DEFAULTS, Generation, StopRule
 
 # %% auto #0
 __all__ = ['PROVIDERS', 'api_key', 'OpenAICompatible']
@@ -57,11 +57,12 @@ class OpenAICompatible:
     def __init__(
         self,
         model: str,
+        *,
         base_url: str | None = None,
         api_key: str | None = None,
         provider: str = "openai",
         max_tokens: int | None = None,
-        temperature: float = 0.2,
+        temperature: float | None = None,
         top_p: float | None = None,
         top_k: int | None = None,
         seed: int | None = None,
@@ -72,6 +73,8 @@ class OpenAICompatible:
         backoff: float = 1.0,
         tokenizer=None,
     ):
+        "Decoding left unset is the reference protocol's (`PROTOCOL_DEFAULTS`); max_tokens unset is the server's own."
+        temperature = PROTOCOL_DEFAULTS["reference"]["temperature"] if temperature is None else temperature
         if provider not in PROVIDERS:
             raise ValueError(f"provider={provider!r} must be one of {', '.join(PROVIDERS)}")
         if not model:
@@ -93,6 +96,13 @@ class OpenAICompatible:
         if self.stop.sequences:
             self.body["stop"] = list(self.stop.sequences)
         self.concurrency, self.retries, self.timeout, self.backoff = concurrency, retries, timeout, backoff
+
+    @classmethod
+    def from_settings(cls, settings, *, model: str, tokenizer=None, **connection):
+        "A server asked as StreetMath `settings` say (the one way from settings to a server); `connection` holds"
+        "base_url, api_key, provider, concurrency, retries, timeout and backoff."
+        decoding = {k: getattr(settings, k) for k in ("max_tokens", "temperature", "top_p", "top_k", "seed")}
+        return cls(model, **decoding, stop=settings.stop_rule(), tokenizer=tokenizer, **connection)
 
     def prompt(self, messages: list[dict]) -> list[dict]:
         return messages

@@ -18,7 +18,10 @@ import torch
 
 # %% auto #0
 __all__ = ['DTYPES', 'BUSY_SHARE', 'resolve_device', 'resolve_precision', 'autocast', 'peak_flops', 'mfu', 'PeakMemory',
-           'MachineLoad', 'make_adamw', 'generation_seconds']
+           'MachineLoad', 'make_adamw', 'generation_seconds', 'sync']
+
+# %% ../nbs/01a_runtime.ipynb #bd34cb76
+_all_ = ["sync"]  # helpers that other modules use: public, defined below
 
 # %% ../nbs/01a_runtime.ipynb #9c03e239
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

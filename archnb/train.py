@@ -9,7 +9,6 @@ import contextlib
 import json
 import math
 import os
-import random
 import statistics
 import time
 from pathlib import Path
@@ -26,18 +25,20 @@ from archnb.checkpoint import (
     encode_rng,
     find_checkpoint,
     read_checkpoint,
-    read_run_state,
     restore_rng,
     save_checkpoint,
 )
 from .files import atomic_write_text, no_space
-from .data import PackedSFTBatches, SFTBatches, TokenBatches, load_tokens, pad_id, prepare_data, sft_rows
+from .data import TokenBatches, load_tokens, prepare_data
 from .metrics import evaluate, inference_metrics, memory_metrics, param_metrics, perf_metrics, window_loss
 from .model import ArchForCausalLM, load_converted
 
 # %% auto #0
-__all__ = ['lr_at', 'Callback', 'NaNGuard', 'ProgressBar', 'JSONLHistory', 'TensorBoard', 'EarlyStop', 'Trainer', 'parse_count',
-           'block_linear_names', 'lora_config', 'add_lora', 'freeze', 'merge_lora', 'FineTuner']
+__all__ = ['lr_at', 'Callback', 'NaNGuard', 'ProgressBar', 'JSONLHistory', 'TensorBoard', 'EarlyStop', 'Trainer',
+           'EVAL_BATCH_SIZE']
+
+# %% ../nbs/05_train.ipynb #e34e21c2
+_all_ = ["EVAL_BATCH_SIZE"]  # helpers that other modules use: public, defined below
 
 # %% ../nbs/05_train.ipynb #bdecb3ae
 def lr_at(step: int, t: TrainConfig, total_steps: int) -> float:
@@ -541,248 +542,3 @@ def _summary(self: Trainer, losses, ev, peak, total_s, step_times, eval_s, load:
     if self.out_dir and self.is_main:
         atomic_write_text(self.out_dir / "metrics.json", json.dumps(final, indent=2) + "\n")
     return final
-
-# %% ../nbs/05_train.ipynb #7b2e0c02
-_SCALES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
-
-
-def parse_count(value) -> int:
-    "A parameter count as people write it: 380M, 1.2B, 250k, 380000000 or 380_000_000."
-    import re
-
-    hit = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmbg]?)\s*", str(value).replace("_", ""), flags=re.I)
-    if not hit or float(hit.group(1)) * _SCALES[hit.group(2).lower()] < 1:
-        raise ValueError(f"max_params={value!r} must be a positive count such as 380M, 1.2B, 250k or 380000000")
-    return round(float(hit.group(1)) * _SCALES[hit.group(2).lower()])
-
-# %% ../nbs/05_train.ipynb #7b2e0c04
-def _block_stack(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
-    "The model's stack of blocks: its longest ModuleList (name, list)."
-    lists = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m)]
-    if not lists:
-        raise ValueError(f"{type(model).__name__} has no list of blocks (torch.nn.ModuleList) to fine-tune")
-    return max(lists, key=lambda x: len(x[1]))
-
-
-def block_linear_names(model: torch.nn.Module) -> list[str]:
-    "The full names of every linear layer inside the model's blocks (LoRA's default targets)."
-    stack, _ = _block_stack(model)
-    return [n for n, m in model.named_modules() if n.startswith(stack + ".") and isinstance(m, torch.nn.Linear)]
-
-
-def lora_config(model, r: int = 16, alpha: int | None = None, dropout: float = 0.0, target_modules=None):
-    "peft's LoraConfig as archnb uses it: alpha 2 × rank unless given, every block linear unless told otherwise."
-    from peft import LoraConfig
-
-    if not isinstance(r, int) or r < 1:
-        raise ValueError(f"lora_r={r!r} must be a whole number of at least 1")
-    targets = list(target_modules) if target_modules else block_linear_names(model)
-    return LoraConfig(
-        r=r, lora_alpha=alpha or 2 * r, lora_dropout=dropout, target_modules=targets, task_type="CAUSAL_LM"
-    )
-
-
-def add_lora(model, r: int = 16, alpha: int | None = None, dropout: float = 0.0, target_modules=None):
-    "The model with LoRA adapters (peft) on `target_modules` (default: every linear layer of its blocks)."
-    from peft import get_peft_model
-
-    return get_peft_model(model, lora_config(model, r, alpha, dropout, target_modules))
-
-
-def freeze(model, embeddings: bool = False, first_layers: int = 0) -> int:
-    "Stop the gradient of the input embeddings (and a head tied to them) and of the first blocks; the count frozen."
-    _, blocks = _block_stack(model)
-    if not 0 <= first_layers <= len(blocks):
-        raise ValueError(f"freeze_layers={first_layers} must be between 0 and the model's {len(blocks)} blocks")
-    parts = [*blocks[:first_layers], *([model.get_input_embeddings()] if embeddings else [])]
-    frozen = {id(p): p for part in parts for p in part.parameters()}
-    for p in frozen.values():
-        p.requires_grad_(False)
-    return sum(p.numel() for p in frozen.values())
-
-
-def merge_lora(model, out_dir, tokenizer=None) -> Path:
-    "Fold LoRA adapters into the weights and save a plain transformers model folder (a new folder, written whole)."
-    import shutil
-    import tempfile
-
-    out = Path(out_dir)
-    if out.exists():
-        raise FileExistsError(f"{out} already exists: merge_lora writes a new folder and never overwrites one")
-    merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".tmp-{out.name}-"))
-    try:
-        merged.save_pretrained(tmp)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-# %% ../nbs/05_train.ipynb #7b2e0c11
-def _model_fingerprint(model) -> dict:
-    "The parts of a model's configuration that make it the same starting model (for refusing a mismatched resume)."
-    config = json.loads(model.config.to_json_string())
-    drop = {"transformers_version", "dtype", "torch_dtype", "use_cache", "architectures"}
-    return {k: v for k, v in config.items() if not k.startswith("_") and k not in drop}
-
-
-class FineTuner(Trainer):
-    "Fine-tune any transformers causal LM on chat examples, fully or with LoRA, with the Trainer's checkpoints."
-
-    def __init__(
-        self,
-        model,
-        tokenizer,
-        examples: list[dict],
-        train_config: TrainConfig,
-        out_dir=None,
-        val_examples: list[dict] | None = None,
-        lora_r: int = 0,
-        lora_alpha: int | None = None,
-        lora_dropout: float = 0.0,
-        lora_targets=None,
-        freeze_embeddings: bool = False,
-        freeze_layers: int = 0,
-        max_params=None,
-        max_length: int | None = None,
-        group_by_length: bool = True,
-        pack: bool = False,
-        resume=False,
-        callbacks=(),
-        progress: bool = True,
-        log_every: int = 1,
-    ):
-        super().__init__(None, out_dir or ".", train_config, out_dir, resume, callbacks, progress, log_every)
-        if max_params is not None:
-            check_budget(model, parse_count(max_params))
-        self.base, self.tokenizer, self.fingerprint = model, tokenizer, _model_fingerprint(model)
-        self.lora = dict(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets)
-        self.freezing = dict(embeddings=freeze_embeddings, first_layers=freeze_layers)
-        self.max_length, self.group_by_length, self.pack = max_length, group_by_length, pack
-        if pack and not max_length:
-            raise ValueError("pack=True needs max_length: the length of the sequences examples are packed into")
-        self.train_examples, self.val_examples = _held_out(examples, val_examples, train_config.seed)
-
-# %% ../nbs/05_train.ipynb #7b2e0c12
-def _held_out(examples: list[dict], val_examples, seed: int) -> tuple[list[dict], list[dict]]:
-    "(training, validation) examples: the given validation set, or a seeded 5% (at least one) of the examples."
-    if val_examples is not None:
-        return list(examples), list(val_examples)
-    if len(examples) < 2:
-        raise ValueError(f"{len(examples)} example(s): fine-tuning needs at least 2 (one is held out for validation)")
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    n_val = max(1, len(examples) // 20)
-    held = set(order[:n_val])
-    return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
-
-
-@patch
-def _build(self: FineTuner, device):
-    "The model to train (LoRA and freezing applied), its optimizer, and the resumed state (or a fresh start)."
-    ckpt = self._checkpoint_to_resume()
-    torch.manual_seed(self.t.seed)
-    model = self.base
-    freeze(model, **self.freezing)
-    if self.lora["r"]:
-        model = add_lora(model, self.lora["r"], self.lora["alpha"], self.lora["dropout"], self.lora["targets"])
-    self.model = model.to(device).train()
-    self.opt = make_adamw(self.model, self.t, device)
-    if ckpt is None:
-        return None
-    adapter = (Path(ckpt) / "adapter_model.safetensors").exists()
-    weights, optim, state = read_run_state(ckpt, "adapter_model.safetensors" if adapter else "model.safetensors")
-    differ = {
-        k: (v, self.fingerprint.get(k)) for k, v in state.get("base_model", {}).items() if self.fingerprint.get(k) != v
-    }
-    if differ or adapter != bool(self.lora["r"]):
-        what = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in differ.items()))
-        raise ConfigError([f"resume from {ckpt}: not the same starting model or method ({what or 'LoRA or not'})"])
-    _load_weights(self.model, weights, adapter, ckpt)
-    return self._resume_state(optim, state, ckpt)
-
-
-def _load_weights(model, weights: dict, adapter: bool, ckpt):
-    "Put saved weights (the adapters, or every weight) into the model; weights that do not fit are an error."
-    if adapter:
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(model, weights)
-        return
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    tied = {n for n, p in model.named_parameters(remove_duplicate=False)} - {n for n, _ in model.named_parameters()}
-    missing = [m for m in missing if m not in tied and not m.endswith("lm_head.weight")]
-    if missing or unexpected:
-        raise ValueError(f"{ckpt}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-
-# %% ../nbs/05_train.ipynb #7b2e0c13
-@patch
-def _make_batches(self: FineTuner, global_batch: int):
-    "Padded batches of examples with the loss on the replies; validation on the held-out examples."
-    pad = pad_id(self.tokenizer)
-    names = lambda examples: [e.get("id", k) for k, e in enumerate(examples)]
-    train, val = sft_rows(self.tokenizer, self.train_examples), sft_rows(self.tokenizer, self.val_examples)
-    if self.pack:
-        self.train_batches = PackedSFTBatches(
-            train, global_batch, pad, self.max_length, self.t.seed, names(self.train_examples)
-        )
-    else:
-        self.train_batches = SFTBatches(
-            train, global_batch, pad, self.t.seed, self.group_by_length, self.max_length, names(self.train_examples)
-        )
-    self.val_batches = SFTBatches(val, min(EVAL_BATCH_SIZE, len(val)), pad, self.t.seed + 1, False, self.max_length)
-    self.tokens_per_step = None  # each batch has its own length
-    self.total_steps = self.t.max_steps or max(1, self.t.epochs * self.train_batches.per_pass)
-
-
-@patch
-def _micro_loss(self: FineTuner, batch: dict, start: int, stop: int) -> torch.Tensor:
-    "The mean loss over the reply tokens of rows [start, stop) of the step's batch."
-    return self.run(**{k: v[start:stop].to(self.device) for k, v in batch.items()}).loss
-
-
-@patch
-def _step_tokens(self: FineTuner) -> int:
-    "The non-padding tokens of the step's global batch."
-    return self.train_batches.tokens(self.step)  # called before the step count moves on
-
-
-@torch.no_grad()
-@patch
-def _validation(self: FineTuner) -> dict:
-    "val/loss (mean over the validation batches, at most eval_iters of them) and val/ppl."
-    self.model.eval()
-    n = min(self.t.eval_iters, self.val_batches.per_pass)
-    losses = []
-    for i in range(n):
-        with autocast(self.precision, self.device):
-            losses.append(self.model(**{k: v.to(self.device) for k, v in self.val_batches[i].items()}).loss.item())
-    self.model.train()
-    loss = sum(losses) / len(losses)
-    return {"val/loss": loss, "val/ppl": math.exp(min(loss, 50))}
-
-
-@patch
-def _tokenizer(self: FineTuner):
-    return self.tokenizer
-
-
-@patch
-def _state_extra(self: FineTuner) -> dict:
-    return {"base_model": self.fingerprint, "lora": self.lora, "freeze": self.freezing}
-
-
-@patch
-def _flops_per_token(self: FineTuner) -> int:
-    "6 per trainable parameter, 4 per frozen one (no weight gradient), per token."
-    trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-    return 6 * trainable + 4 * (sum(p.numel() for p in self.model.parameters()) - trainable)
-
-
-@patch
-def _inference_metrics(self: FineTuner) -> dict:
-    return {}  # generation speed of a fine-tuned model is measured where it is used: the StreetMath evaluation

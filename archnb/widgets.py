@@ -31,6 +31,7 @@ from archnb.config import (
 )
 from .experiment import Experiment, plan_sweep, sweep
 from .plots import new_figure, people_table, plot_frontier, smoothed
+from .streetmath import PROTOCOL_DEFAULTS, StreetMathSettings
 from .train import Callback
 
 # %% auto #0
@@ -634,7 +635,7 @@ class SweepBuilder(Shown):
 def plot_topic_judgements(summary: dict, reading: str = "reference"):
     "Stacked bars: each topic's share of every judgement, under one reading; the legend outside the bars."
     from archnb.plots import run_styles
-    from archnb.streetmath import JUDGEMENTS
+    from archnb.scoring import JUDGEMENTS
 
     topics = list(summary["by_topic"])
     fig, ax = new_figure(7.5, 0.45 * len(topics) + 1.6)
@@ -683,7 +684,10 @@ class StreetMathPanel(Shown):
             options=["reference", "archnb"], value="reference", description="protocol", style=wide
         )
         self.questions = W.Text(value=questions, description="questions from", style=wide)
-        self.max_tokens, self.chunk = W.IntText(value=256, description="max tokens", style=wide), chunk
+        self.max_tokens, self.chunk = (
+            W.IntText(value=PROTOCOL_DEFAULTS["reference"]["local_max_tokens"], description="max tokens", style=wide),
+            chunk,
+        )
         self.run_button = W.Button(description="Run", button_style="success")
         self.stop_button = W.Button(description="Stop", button_style="danger", disabled=True)
         self.header, self.status, self.summary_view, self.replies = W.HTML(), W.HTML(), W.HTML(), W.HTML()
@@ -730,7 +734,11 @@ class StreetMathPanel(Shown):
         from archnb.evaluate import evaluate_streetmath
 
         self.output = Path(tempfile.mkdtemp(prefix="archnb-streetmath-")) / "results.jsonl"
-        settings = dict(protocol=self.protocol.value, hint=self.hint.value, max_tokens=self.max_tokens.value)
+        settings = dict(
+            settings=StreetMathSettings(
+                protocol=self.protocol.value, hint=self.hint.value, max_tokens=self.max_tokens.value
+            )
+        )
         asked = []
         for i in range(0, len(samples), self.chunk):
             if self.stop_event.is_set():

@@ -44,7 +44,7 @@ def test_streetmath_command_and_module_agree(tmp_path):
     ]
     a = run("streetmath", *args, "--output", str(tmp_path / "a.jsonl"))
     b = subprocess.run(
-        [sys.executable, "-m", "archnb.evaluate", *args, "--output", str(tmp_path / "b.jsonl")],
+        [sys.executable, "-m", "archnb", "streetmath", *args, "--output", str(tmp_path / "b.jsonl")],
         capture_output=True,
         text=True,
     )

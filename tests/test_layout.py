@@ -25,27 +25,14 @@ def notebook_modules(repo: Path) -> dict[str, str]:
     return out
 
 
-def _under_main_guard(node, parents) -> bool:
-    "Whether a node sits under `if __name__ == '__main__':` (run as a script, never on import)."
-    for p in parents.get(node, []):
-        if isinstance(p, ast.If) and "__main__" in ast.unparse(p.test):
-            return True
-    return False
+MAX_MODULE_LINES = 900
 
 
 def archnb_imports(path: Path) -> set[str]:
-    "The archnb modules a generated module imports, at any depth, except under a `__main__` guard."
+    "The archnb modules a generated module imports, at any depth: inside functions and `if` blocks too."
     tree = ast.parse(path.read_text())
-    parents, stack = {}, [(tree, [])]
-    while stack:
-        node, chain = stack.pop()
-        for child in ast.iter_child_nodes(node):
-            parents[child] = chain + [node]
-            stack.append((child, chain + [node]))
     found = set()
     for node in ast.walk(tree):
-        if _under_main_guard(node, parents):
-            continue
         if isinstance(node, ast.ImportFrom):
             name = ("archnb." if node.level else "") + (node.module or "")
             if name.startswith("archnb."):
@@ -181,3 +168,90 @@ def test_archnb_help_is_quick_and_loads_no_torch(repo):
     assert loaded == "False" and best < 1.5, (best, loaded)
     cli = subprocess.run([shutil.which("archnb") or "archnb", "--help"], capture_output=True, text=True)
     assert cli.returncode == 0 and "streetmath" in cli.stdout
+
+
+def _modules(repo: Path) -> list[Path]:
+    return [f for f in sorted((repo / "archnb").glob("*.py")) if f.name != "_modidx.py"]
+
+
+def test_no_module_runs_as_a_script_but_the_entry_point(repo):
+    "`python -m archnb` is the one entry point: no library module has a `__main__` block."
+    guarded = [
+        f.name
+        for f in _modules(repo)
+        if f.name != "__main__.py"
+        for node in ast.walk(ast.parse(f.read_text()))
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+    ]
+    assert not guarded, guarded
+
+
+def test_no_module_is_over_900_lines(repo):
+    long = {f.name: n for f in _modules(repo) if (n := len(f.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, long
+
+
+def test_no_name_is_defined_twice_at_module_level(repo):
+    twice = []
+    for f in _modules(repo):
+        seen = {}
+        for node in ast.parse(f.read_text()).body:
+            names = []
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names = [node.name]
+            elif isinstance(node, ast.Assign):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            for n in names:
+                if n in seen:
+                    twice.append(f"{f.name}: {n} at lines {seen[n]} and {node.lineno}")
+                seen.setdefault(n, node.lineno)
+    assert not twice, "\n".join(twice)
+
+
+def _patched(tree) -> list[tuple[str, str, int]]:
+    "(class, method, line) of every `@patch`ed function: the class named by its `self` annotation."
+    out = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and any(ast.unparse(d) == "patch" for d in node.decorator_list):
+            ann = node.args.args[0].annotation if node.args.args else None
+            out.append((ast.unparse(ann) if ann is not None else "?", node.name, node.lineno))
+    return out
+
+
+def test_patch_only_narrates_a_class_of_the_same_notebook_and_never_overrides(repo):
+    "`@patch` adds a method to a class defined in the same module, which neither it nor its bases already hold."
+    import importlib
+
+    wrong = []
+    for f in _modules(repo):
+        tree = ast.parse(f.read_text())
+        classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+        patched = _patched(tree)
+        if not patched:
+            continue
+        module = importlib.import_module(f"archnb.{f.stem}")
+        for cls, name, line in patched:
+            if cls not in classes:
+                wrong.append(f"{f.name}:{line}: {cls}.{name} patches a class defined elsewhere")
+                continue
+            body = {n.name for n in classes[cls].body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            inherited = [b.__name__ for b in getattr(module, cls).__mro__[1:] if name in vars(b)]
+            if name in body or inherited:
+                wrong.append(f"{f.name}:{line}: {cls}.{name} overrides {inherited or [cls]}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_name_used_across_modules_is_public_where_it_is_defined(repo):
+    "A name another module imports is in its owner's `__all__`; private names never cross modules."
+    import importlib
+
+    crossing = []
+    for f in _modules(repo):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and ((node.module or "").startswith("archnb.") or node.level):
+                owner = (node.module or "").removeprefix("archnb.")
+                if owner in ("", f.stem) or owner.startswith("_"):
+                    continue
+                public = importlib.import_module(f"archnb.{owner}").__all__
+                crossing += [f"{f.stem} imports {owner}.{a.name}" for a in node.names if a.name not in public]
+    assert not crossing, "\n".join(crossing)

@@ -61,7 +61,7 @@ import sys
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from archnb.config import TrainConfig
 from archnb.data import streetmath_sft
-from archnb.train import FineTuner
+from archnb.tune import FineTuner
 
 model_dir, out, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
 t = TrainConfig(max_steps=300, eval_interval=5, eval_iters=1, batch_size=4, learning_rate=3e-3, warmup_steps=2)
