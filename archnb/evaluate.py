@@ -15,7 +15,7 @@ from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import atomic_write_text, no_space
+from .files import atomic_write_text, jsonl_lines, no_space
 from archnb.scoring import (
     JUDGEMENTS,
     READINGS,
@@ -156,7 +156,7 @@ def read_results(path) -> ResultsFile:
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not a StreetMath results file: byte {e.start} is not UTF-8") from None
     res.ends_cleanly, kinds = text.endswith("\n"), set()
-    for i, line in enumerate(text.splitlines(), 1):
+    for i, line in enumerate(jsonl_lines(text), 1):
         if not line.strip():
             continue
         try:

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'read_utf8', 'strict_json', 'json_objects',
-           'is_local', 'hub_name', 'InUseError', 'FolderLock', 'no_space', 'folder_bytes']
+__all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'read_utf8', 'strict_json', 'jsonl_lines',
+           'json_objects', 'is_local', 'hub_name', 'InUseError', 'FolderLock', 'no_space', 'folder_bytes']
 
 # %% ../nbs/000_files.ipynb #58666596
 _all_ = ["no_space", "folder_bytes"]  # helpers that other modules use: public, defined below
@@ -107,9 +107,16 @@ def strict_json(text: str, where: str):
         raise ValueError(f"{where}: {e}") from None
 
 
+def jsonl_lines(text: str) -> list[str]:
+    "The lines of a JSON-lines text, split at newlines only (`str.splitlines` also splits at U+2028, U+0085 and other"
+    "characters that a JSON string may hold as they are, so a reply holding one would break its record in two)."
+    lines = text.split("\n")
+    return lines[:-1] if lines[-1] == "" else lines  # a final newline ends the last line, as for splitlines
+
+
 def json_objects(path):
     "Yield (where, object) for each non-blank line of a JSON-lines file; an error names the file and the line."
-    for i, line in enumerate(read_utf8(path).splitlines(), 1):
+    for i, line in enumerate(jsonl_lines(read_utf8(path)), 1):
         if not line.strip():
             continue
         where = f"{path}, line {i}"

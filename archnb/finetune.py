@@ -27,7 +27,7 @@ from .config import TRAIN_FIELDS, ConfigError, TrainConfig, check_value
 from .data import IGNORE_INDEX, SFTBatches, load_sft, pad_id, sft_rows, streetmath_sft
 from .evaluate import evaluate_streetmath
 from .experiment import record_run
-from .files import atomic_write_text
+from .files import atomic_write_text, jsonl_lines
 from .hf import DTYPE_CHOICES, LAYER_SELECTIONS, load_causal_lm
 from .runtime import PeakMemory, resolve_device
 from .scoring import JUDGEMENTS
@@ -554,7 +554,7 @@ def append_bench_result(path, result: dict) -> Path:
     "Append a bench_sft result to a JSON-lines file of such results (refusing any other file, which stays as it was)."
     path = Path(path)
     if path.exists():
-        for k, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for k, line in enumerate(jsonl_lines(path.read_text(encoding="utf-8")), 1):
             try:
                 ok = "ratios" in json.loads(line)
             except (json.JSONDecodeError, TypeError):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .files import atomic_write_text, no_space, read_utf8
+from .files import atomic_write_text, jsonl_lines, no_space, read_utf8
 from .streetmath import prompt_text
 from .plots import finish, new_figure, new_panels
 
@@ -242,7 +242,7 @@ class LayerwiseFiles:
 
 def _ids_in(path: Path) -> list:
     "The ids of a layerwise file's per-prompt lines."
-    lines = (json.loads(line) for line in read_utf8(path).splitlines() if line.strip())
+    lines = (json.loads(line) for line in jsonl_lines(read_utf8(path)) if line.strip())
     return [obj["id"] for obj in lines if isinstance(obj, dict) and "layerwise" in obj and obj.get("id") is not None]
 
 # %% ../nbs/09c_layerwise.ipynb #7a1c0e25
@@ -252,11 +252,11 @@ def _payloads_in(path: Path) -> dict:
     if path.suffix == ".json":
         return {"averaged": json.loads(text)}
     out = {}
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(jsonl_lines(text), 1):
         try:
             obj = json.loads(line) if line.strip() else None
         except json.JSONDecodeError:
-            if n == len(text.splitlines()):
+            if n == len(jsonl_lines(text)):
                 continue  # a line cut by a kill: the earlier ones are whole
             raise ValueError(f"{path}:{n}: not JSON") from None
         if isinstance(obj, dict) and isinstance(obj.get("layerwise"), dict) and obj.get("id") is not None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .files import jsonl_lines
+
 # %% auto #0
 __all__ = ['LABELS', 'METRIC_COLUMNS', 'SUMMARY_METRICS', 'label_of', 'new_figure', 'new_panels', 'finish', 'run_styles',
            'read_history', 'smoothed', 'plot_curves', 'plot_bars', 'pareto_front', 'plot_frontier', 'settings_of',
@@ -111,7 +113,7 @@ def read_history(run_dir) -> tuple[list, list]:
     "(training points, validation points) of a run's history.jsonl, each step once (the last wins after a resume)."
     train, val = {}, {}
     path = Path(run_dir) / "history.jsonl"
-    for line in path.read_text().splitlines() if path.exists() else []:
+    for line in jsonl_lines(path.read_text()) if path.exists() else []:
         h = json.loads(line)
         if "train/loss" in h:
             train[h["step"]] = h["train/loss"]
