@@ -479,7 +479,8 @@ def build_parser(command: str | None = None, action: str | None = None) -> argpa
             if action and name == "streetmath":
                 parser.asked = streetmath_action_options(p, action)
             else:
-                parser.asked = add_options(p) or p
+                add_options(p)
+                parser.asked = p
     return parser
 
 

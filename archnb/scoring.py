@@ -323,7 +323,11 @@ def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> dict:
     return {"diff": p1 - p2, "z": z, "p_value": math.erfc(abs(z) / math.sqrt(2))}
 
 # %% ../nbs/02a_scoring.ipynb #c09927c3
-_READING_KEYS = {"reference": ("judgement", "relative_error"), "archnb": ("archnb_judgement", "archnb_relative_error")}
+def _field_prefix(reading: str) -> str:
+    "The prefix of a reading's fields in a record: none for the reference's, `archnb_` for archnb's."
+    if reading not in READINGS:
+        raise ValueError(f"reading={reading!r} must be one of {', '.join(READINGS)}")
+    return "" if reading == "reference" else "archnb_"
 
 
 def _bootstrap(values_a, values_b, stat, seed: int, n: int = 10_000) -> tuple[float, float]:
@@ -365,8 +369,8 @@ def _error_row(errors_a: list, errors_b: list, seed: int) -> dict | None:
     import numpy as np
     from scipy.stats import wilcoxon
 
-    pairs = [(x, y) for x, y in zip(errors_a, errors_b) if x is not None and y is not None and math.isfinite(x)]
-    pairs = [(x, y) for x, y in pairs if math.isfinite(y)]
+    finite = lambda v: v is not None and math.isfinite(v)
+    pairs = [(x, y) for x, y in zip(errors_a, errors_b) if finite(x) and finite(y)]
     if len(pairs) < 2:
         return None
     a, b = zip(*pairs)
@@ -388,15 +392,16 @@ def _error_row(errors_a: list, errors_b: list, seed: int) -> dict | None:
 def _unpaired_row(judgement: str, hits_a: list[bool], hits_b: list[bool]) -> dict:
     "One judgement compared between runs that share no question: the pooled z-test, said to be unpaired."
     k_a, k_b, n_a, n_b = sum(hits_a), sum(hits_b), len(hits_a), len(hits_b)
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
     t = two_proportion_test(k_b, n_b, k_a, n_a)
-    half = 1.959964 * math.sqrt((k_a / n_a) * (1 - k_a / n_a) / n_a + (k_b / n_b) * (1 - k_b / n_b) / n_b)
     return {
         "compared": judgement,
         "n": f"{n_a} | {n_b}",
         "A": k_a / n_a,
         "B": k_b / n_b,
         "B - A": t["diff"],
-        "ci95": (t["diff"] - half, t["diff"] + half),
+        "ci95": tuple(map(float, confint_proportions_2indep(k_b, n_b, k_a, n_a, method="wald", compare="diff"))),
         "A only": None,
         "B only": None,
         "test": "pooled z-test (unpaired: no shared questions)",
@@ -415,11 +420,10 @@ def compare_runs(
     "Compare two runs' records: paired on shared question ids (McNemar, Wilcoxon, bootstrap), Holm-corrected."
     from statsmodels.stats.multitest import multipletests
 
-    if reading not in _READING_KEYS:
-        raise ValueError(f"reading={reading!r} must be one of {', '.join(_READING_KEYS)}")
     if unknown := [j for j in judgements if j not in JUDGEMENTS]:
         raise ValueError(f"judgements {unknown} are not judgements; the judgements are {', '.join(JUDGEMENTS)}")
-    key, err = _READING_KEYS[reading]
+    prefix = _field_prefix(reading)
+    key, err = prefix + "judgement", prefix + "relative_error"
     by_a, by_b = ({str(r["id"]): r for r in rs if key in r} for rs in (a, b))
     if not by_a or not by_b:
         raise ValueError(f"nothing to compare: A has {len(by_a)} judged records and B {len(by_b)}")
