@@ -23,7 +23,6 @@ from archnb.scoring import (
     reference_summary,
     reference_token_count,
     summarise_readings,
-    two_proportion_test,
     wilson,
 )
 from .streetmath import Generation, StreetMathSettings, load_streetmath

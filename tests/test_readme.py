@@ -187,8 +187,8 @@ def test_readme_commands_do_what_they_say(repo, tmp_path):
             assert start is not None, f"a README command with no stated claim to check: {command}"
             check = known[start] or smol_claim(command)
             run = command.replace("http://localhost:8000/v1", base_url)
-            # CI size: the demo's twelve runs at 40 steps (its full-size figures are nbs/07_experiment's outputs)
-            run = re.sub(r"^archnb demo$", "archnb demo --steps 40", run)
+            # CI size: the demo's twelve runs at 20 steps (its full-size figures are nbs/07_experiment's outputs)
+            run = re.sub(r"^archnb demo$", "archnb demo --steps 20", run)
             res = subprocess.run(
                 ["bash", "-c", run], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
             )
