@@ -1,5 +1,6 @@
 """The house in order: each notebook imports only earlier ones, no line is over 120 characters, standard nbdev commands
-leave the hand-written README alone, the notebook runner reports what it runs, and `archnb --help` is quick."""
+leave the hand-written README alone, the notebook runner reports what it runs, the recorder runs what the tests run
+and writes back only a notebook that ran, and `archnb --help` is quick."""
 
 import ast
 import configparser
@@ -122,23 +123,28 @@ def test_standard_nbdev_commands_leave_the_readme_alone(repo, tmp_path):
     assert (copy / "README.md").read_bytes() == before
 
 
+def write_notebook(path: Path, *sources: str, stored: dict | None = None) -> Path:
+    "A notebook of code cells with these sources; `stored` gives some cells (by index) outputs already recorded."
+    cells = [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": f"c{i}",
+            "metadata": {},
+            "outputs": (stored or {}).get(i, []),
+            "source": source,
+        }
+        for i, source in enumerate(sources)
+    ]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
 def test_notebook_runner_names_each_notebook_and_fails_on_a_failure(repo, tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-
-    def notebook(name, source):
-        cell = {
-            "cell_type": "code",
-            "execution_count": None,
-            "id": "a1",
-            "metadata": {},
-            "outputs": [],
-            "source": source,
-        }
-        (nbs / name).write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
-        return str(nbs / name)
-
-    good, bad = notebook("good.ipynb", "assert 1 + 1 == 2"), notebook("bad.ipynb", "assert 1 + 1 == 3, 'arithmetic'")
+    good = str(write_notebook(nbs / "good.ipynb", "assert 1 + 1 == 2"))
+    bad = str(write_notebook(nbs / "bad.ipynb", "assert 1 + 1 == 3, 'arithmetic'"))
     runner = [sys.executable, str(repo / "tools" / "test_notebooks.py")]
     res = subprocess.run([*runner, good, bad], cwd=repo, capture_output=True, text=True, timeout=300)
     assert res.returncode == 1
@@ -147,6 +153,39 @@ def test_notebook_runner_names_each_notebook_and_fails_on_a_failure(repo, tmp_pa
     assert lines[1].startswith("FAILED") and lines[1].endswith("bad.ipynb") and "arithmetic" in res.stderr
     assert "1 of 2 notebooks passed" in res.stdout
     missing = subprocess.run([*runner, str(nbs / "nope.ipynb")], cwd=repo, capture_output=True, text=True)
+    assert missing.returncode != 0 and "no such notebook" in missing.stderr
+
+
+def test_notebook_recorder_runs_what_the_tests_run_and_leaves_a_failed_notebook_as_it_was(repo, tmp_path):
+    kept = [{"name": "stdout", "output_type": "stream", "text": ["recorded earlier\n"]}]
+    study = write_notebook(
+        tmp_path / "study.ipynb",
+        'import os\nprint("size:", os.environ.get("ARCHNB_FULL_STUDY", "reduced"))',
+        '#| notest\nraise RuntimeError("the tests skip this cell")',
+        '#| eval: false\nraise RuntimeError("never evaluated")',
+        '#| slow\nprint("slow cell ran")',
+        stored={1: kept},
+    )
+    recorder = [sys.executable, str(repo / "tools" / "record_notebook.py")]
+
+    def printed(cell) -> str:
+        return "".join("".join(o.get("text", "")) for o in cell["outputs"])
+
+    for extra, size in (([], "size: 1"), (["--reduced"], "size: reduced")):
+        res = subprocess.run([*recorder, str(study), *extra], cwd=repo, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        cells = json.loads(study.read_text())["cells"]
+        assert size in printed(cells[0]) and "slow cell ran" in printed(cells[3])
+        assert cells[1]["outputs"] == kept and cells[2]["outputs"] == []
+    failing = write_notebook(tmp_path / "failing.ipynb", 'print("first")', 'assert 1 + 1 == 3, "arithmetic"')
+    before = failing.read_bytes()
+    res = subprocess.run([*recorder, str(failing)], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0 and "arithmetic" in res.stderr
+    assert failing.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "failing.ipynb",
+        "study.ipynb",
+    ]
+    missing = subprocess.run([*recorder, str(tmp_path / "nope.ipynb")], cwd=repo, capture_output=True, text=True)
     assert missing.returncode != 0 and "no such notebook" in missing.stderr
 
 

@@ -20,10 +20,13 @@ def skipped_flags() -> set[str]:
 
 
 def skipped(cell, flags: set[str]) -> bool:
-    "True for a code cell the tests skip (one of its `#|` directives is a skipped flag)."
-    return cell.cell_type != "code" or any(
-        line.lstrip("#|").strip() in flags for line in cell.source.splitlines() if line.startswith("#|")
-    )
+    "True for a cell nbdev_test skips: its rule in `nbdev.test.test_nb` (a closure there), on nbdev's own directives."
+    from nbdev.process import extract_directives
+
+    if cell.cell_type != "code" or "nbdev_export(" in cell.source:
+        return True
+    directives = extract_directives(cell, remove=False)
+    return directives.get("eval:", [""])[0].lower() == "false" or bool(flags & directives.keys())
 
 
 def record(path: Path, full: bool) -> None:
@@ -40,8 +43,11 @@ def record(path: Path, full: bool) -> None:
     shell.run_all(nb, exc_stop=True, preproc=lambda cell: skipped(cell, flags))
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".ipynb", delete=False) as tmp:
         pass
-    write_nb(nb, tmp.name)
-    os.replace(tmp.name, path)  # atomic: a failed run above raised before anything was written
+    try:
+        write_nb(nb, tmp.name)
+        os.replace(tmp.name, path)  # atomic: a failed run above raised before anything was written
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)  # a failed write leaves no stray notebook beside the real one
 
 
 def main() -> int:
