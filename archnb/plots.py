@@ -19,8 +19,8 @@ from .files import jsonl_lines
 # %% auto #0
 __all__ = ['LABELS', 'METRIC_COLUMNS', 'SUMMARY_METRICS', 'label_of', 'new_figure', 'new_panels', 'finish', 'run_styles',
            'read_history', 'smoothed', 'plot_curves', 'plot_bars', 'pareto_front', 'plot_frontier', 'settings_of',
-           'config_labels', 'summarise_seeds', 'paired_test', 'verdicts', 'to_markdown', 'people_table', 'column_notes',
-           'report_markdown']
+           'config_labels', 'summarise_seeds', 'paired_test', 'against_reference', 'people_against', 'verdicts',
+           'to_markdown', 'people_table', 'column_notes', 'report_markdown', 'StudySize']
 
 # %% ../nbs/06_plots.ipynb #05b7cc90
 _DPI, _SAVE_DPI = 110, 160
@@ -344,6 +344,63 @@ def paired_test(table: pd.DataFrame, a: str, b: str, metric: str = "val_loss") -
     out["p"] = float(stats.ttest_rel(by[a][shared], by[b][shared]).pvalue) if len(diffs) > 1 else float("nan")
     return out
 
+# %% ../nbs/06_plots.ipynb #a371e051
+def against_reference(table: pd.DataFrame, reference: str, metric: str = "val_loss") -> pd.DataFrame:
+    "Each other configuration minus `reference`, seed by seed: mean, s.d., paired t-test, Holm p, cost ratios."
+    from statsmodels.stats.multitest import multipletests
+
+    summary = summarise_seeds(table).set_index("config")
+    if reference not in summary.index:
+        raise ValueError(
+            f"against_reference: reference={reference!r} is not a configuration of the table: "
+            f"they are {', '.join(map(repr, summary.index))}"
+        )
+    others = [c for c in summary.index if c != reference]
+    tests = [paired_test(table, c, reference, metric) for c in others]
+    p = [t["p"] for t in tests]
+    holm = multipletests(p, method="holm")[1] if p and all(v == v for v in p) else [float("nan")] * len(p)
+
+    def ratio(column: str, config: str) -> float:
+        return summary[column][config] / summary[column][reference] if column in summary else float("nan")
+
+    rows = [
+        {
+            "config": c,
+            "difference": t["mean_diff"],
+            "difference_sd": t["sd_diff"],
+            "seeds": t["n"],
+            "p": t["p"],
+            "p_holm": float(h),
+            **{f"{name}_ratio": ratio(column, c) for name, column in _COST_COLUMNS.items()},
+        }
+        for c, t, h in zip(others, tests, holm)
+    ]
+    columns = ["config", "difference", "difference_sd", "seeds", "p", "p_holm", *(f"{n}_ratio" for n in _COST_COLUMNS)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+_COST_COLUMNS = {"params": "params_M", "speed": "tokens_per_s", "time": "train_time_s"}
+
+
+def people_against(against: pd.DataFrame, metric: str = "val_loss") -> pd.DataFrame:
+    "`against_reference` as text a person reads, one row per configuration."
+    return pd.DataFrame(
+        {
+            f"{label_of(metric)} minus reference": [
+                f"{d:+.3f} ± {s:.3f}" for d, s in zip(against.difference, against.difference_sd)
+            ],
+            "seeds": against.seeds,
+            "p": [f"{v:.2g}" for v in against.p],
+            "p (Holm)": [f"{v:.2g}" for v in against.p_holm],
+            **{
+                f"{name} ×": [f"{v:.2f}" for v in against[f"{name}_ratio"]]
+                for name in _COST_COLUMNS
+                if against[f"{name}_ratio"].notna().any()
+            },
+        },
+        index=pd.Index(against.config, name="config"),
+    )
+
 # %% ../nbs/06_plots.ipynb #5f0e7a42
 _ALPHA = 0.05  # the paired test's level for calling a configuration best
 
@@ -535,3 +592,50 @@ def report_markdown(table: pd.DataFrame, title: str, skipped: list | None = None
     for caption, image in (images or {}).items():
         lines += [f"## {caption}", "", f"![{caption}]({image})", ""]
     return "\n".join(lines)
+
+# %% ../nbs/06_plots.ipynb #103c8df5
+class StudySize:
+    "A study's settings at the size this run uses, shown as a line that says which size that is"
+
+    def __init__(self, full: bool, **settings):
+        if not isinstance(full, bool):
+            raise TypeError(f"StudySize: full={full!r} must be True or False (the parameters cell's FULL)")
+        for name, pair in settings.items():
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise ValueError(f"StudySize: {name}={pair!r} must be a (full size, CI size) pair")
+            if name in ("settings", "values", "describe") or name.startswith("_"):
+                raise ValueError(f"StudySize: a setting may not be called {name!r} (a name StudySize uses)")
+        self.full, self.settings = full, settings
+        self.values = {name: pair[0] if full else pair[1] for name, pair in settings.items()}
+        self.__dict__.update(self.values)
+
+    def _listed(self, at: int) -> str:
+        return ", ".join(f"{_words(name)} {_size_value(pair[at])}" for name, pair in self.settings.items())
+
+    def describe(self) -> str:
+        "One Markdown line: which size ran, its values, and the other size's."
+        if self.full:
+            return (
+                f"**Size of this run: full** (`FULL = True`): {self._listed(0)}. "
+                f"The tests run the CI size (`FULL = False`): {self._listed(1)}."
+            )
+        return (
+            f"**Size of this run: CI** (`FULL = False`): {self._listed(1)}. "
+            f"The prose quotes the full size (`FULL = True` in the parameters cell): {self._listed(0)}."
+        )
+
+    def _repr_markdown_(self) -> str:
+        return self.describe()
+
+    def __repr__(self) -> str:
+        return self.describe().replace("**", "").replace("`", "")
+
+
+def _words(name: str) -> str:
+    "A setting's name as words."
+    return name.replace("_", " ")
+
+
+def _size_value(value) -> str:
+    "A size as a person reads it: thousands separators in whole numbers."
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)

@@ -123,14 +123,15 @@ def test_standard_nbdev_commands_leave_the_readme_alone(repo, tmp_path):
     assert (copy / "README.md").read_bytes() == before
 
 
-def write_notebook(path: Path, *sources: str, stored: dict | None = None) -> Path:
-    "A notebook of code cells with these sources; `stored` gives some cells (by index) outputs already recorded."
+def write_notebook(path: Path, *sources: str, stored: dict | None = None, tags: dict | None = None) -> Path:
+    """A notebook of code cells with these sources; `stored` gives some cells (by index) outputs already recorded,
+    `tags` some cells (by index) their tags."""
     cells = [
         {
             "cell_type": "code",
             "execution_count": None,
             "id": f"c{i}",
-            "metadata": {},
+            "metadata": {"tags": (tags or {})[i]} if i in (tags or {}) else {},
             "outputs": (stored or {}).get(i, []),
             "source": source,
         }
@@ -160,23 +161,39 @@ def test_notebook_recorder_runs_what_the_tests_run_and_leaves_a_failed_notebook_
     kept = [{"name": "stdout", "output_type": "stream", "text": ["recorded earlier\n"]}]
     study = write_notebook(
         tmp_path / "study.ipynb",
-        'import os\nprint("size:", os.environ.get("ARCHNB_FULL_STUDY", "reduced"))',
+        "# the size\nFULL = False",
+        'print("size:", "full" if FULL else "CI")',
         '#| notest\nraise RuntimeError("the tests skip this cell")',
         '#| eval: false\nraise RuntimeError("never evaluated")',
         '#| slow\nprint("slow cell ran")',
-        stored={1: kept},
+        stored={2: kept},
+        tags={0: ["parameters"]},
     )
     recorder = [sys.executable, str(repo / "tools" / "record_notebook.py")]
 
     def printed(cell) -> str:
         return "".join("".join(o.get("text", "")) for o in cell["outputs"])
 
-    for extra, size in (([], "size: 1"), (["--reduced"], "size: reduced")):
+    for extra, size in (([], "size: full"), (["--reduced"], "size: CI")):
         res = subprocess.run([*recorder, str(study), *extra], cwd=repo, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr
         cells = json.loads(study.read_text())["cells"]
-        assert size in printed(cells[0]) and "slow cell ran" in printed(cells[3])
-        assert cells[1]["outputs"] == kept and cells[2]["outputs"] == []
+        assert size in printed(cells[1]) and "slow cell ran" in printed(cells[4])
+        assert cells[2]["outputs"] == kept and cells[3]["outputs"] == []
+        assert "".join(cells[0]["source"]) == "# the size\nFULL = False"  # the saved size is the one the tests run
+        assert cells[0]["metadata"] == {"tags": ["parameters"]}
+    one_size = write_notebook(tmp_path / "one_size.ipynb", 'print("one size")')
+    res = subprocess.run([*recorder, str(one_size)], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "no cell tagged parameters" in res.stdout, res.stderr
+    for name, sources, tags, why in (
+        ("two.ipynb", ("FULL = False", "FULL = False"), {0: ["parameters"], 1: ["parameters"]}, "2 cells are tagged"),
+        ("no_full.ipynb", ("SIZE = 3",), {0: ["parameters"]}, "sets no FULL"),
+    ):
+        bad = write_notebook(tmp_path / name, *sources, tags=tags)
+        res = subprocess.run([*recorder, str(bad)], cwd=repo, capture_output=True, text=True, timeout=300)
+        assert res.returncode != 0 and why in res.stderr, res.stderr
+        bad.unlink()
+    one_size.unlink()
     failing = write_notebook(tmp_path / "failing.ipynb", 'print("first")', 'assert 1 + 1 == 3, "arithmetic"')
     before = failing.read_bytes()
     res = subprocess.run([*recorder, str(failing)], cwd=repo, capture_output=True, text=True, timeout=300)
@@ -187,6 +204,25 @@ def test_notebook_recorder_runs_what_the_tests_run_and_leaves_a_failed_notebook_
     ]
     missing = subprocess.run([*recorder, str(tmp_path / "nope.ipynb")], cwd=repo, capture_output=True, text=True)
     assert missing.returncode != 0 and "no such notebook" in missing.stderr
+
+
+def test_a_study_size_is_a_parameters_cell_at_the_top_and_shown(repo):
+    """No notebook reads its size from the environment: FULL is set in one cell tagged `parameters`, before any slow
+    cell, and the next code cell shows the size with StudySize."""
+    studies = []
+    for nb in sorted((repo / "nbs").rglob("*.ipynb")):
+        cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        sources = ["".join(c["source"]) for c in cells]
+        assert not any("ARCHNB_FULL_STUDY" in s for s in sources), nb
+        sets_full = [i for i, s in enumerate(sources) if re.search(r"^FULL\s*=", s, re.M)]
+        tagged = [i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", [])]
+        assert sets_full == tagged and len(tagged) <= 1, (nb, sets_full, tagged)
+        if tagged:
+            at = tagged[0]
+            assert not any("#| slow" in s for s in sources[:at]), f"{nb}: a slow cell runs before the parameters"
+            assert sources[at + 1].count("StudySize(") == 1 and "FULL" in sources[at + 1], nb
+            studies.append(nb.stem)
+    assert len(studies) >= 7, studies
 
 
 def test_archnb_help_is_quick_and_loads_no_torch(repo):

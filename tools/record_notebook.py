@@ -1,12 +1,14 @@
 """Record a notebook's outputs from a real run: execute the cells its tests execute (the `slow` ones too) at full size
-(`ARCHNB_FULL_STUDY=1`), keep the stored outputs of the cells the tests skip (`notest`, `gpu`), and write the notebook
-back only when every cell ran (then run `nbdev_clean` yourself).
+(`FULL = True` after its cell tagged `parameters`, papermill's tag; the saved source keeps `FULL = False`, the size the
+tests run), keep the stored outputs of the cells the tests skip (`notest`, `gpu`), and write the notebook back only
+when every cell ran (then run `nbdev_clean` yourself).
 
     python tools/record_notebook.py nbs/09b_evaluate.ipynb [--reduced]
 """
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -29,18 +31,34 @@ def skipped(cell, flags: set[str]) -> bool:
     return directives.get("eval:", [""])[0].lower() == "false" or bool(flags & directives.keys())
 
 
-def record(path: Path, full: bool) -> None:
+def parameters_cell(nb, path: Path):
+    "The notebook's one cell tagged `parameters` (it must set FULL), or None when it has none (a study of one size)."
+    tagged = [c for c in nb.cells if "parameters" in (c.get("metadata") or {}).get("tags", [])]
+    if len(tagged) > 1:
+        raise SystemExit(f"record_notebook: {path}: {len(tagged)} cells are tagged parameters; keep one")
+    if tagged and not re.search(r"^FULL\s*=", tagged[0].source, re.M):
+        raise SystemExit(f"record_notebook: {path}: the cell tagged parameters sets no FULL (the study's size)")
+    return tagged[0] if tagged else None
+
+
+def record(path: Path, full: bool) -> str:
     "Run the notebook in its own folder and write it back with the new outputs; leave it untouched on any error."
     from execnb.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
 
-    if full:
-        os.environ["ARCHNB_FULL_STUDY"] = "1"
     flags = skipped_flags()
     nb = read_nb(path)
+    parameters = parameters_cell(nb, path)
     os.chdir(path.parent)
     shell = CaptureShell(path=path.parent)
-    shell.run_all(nb, exc_stop=True, preproc=lambda cell: skipped(cell, flags))
+    written = parameters.source if parameters else None
+    if parameters and full:
+        parameters.source = f"{written}\nFULL = True  # tools/record_notebook.py: the full size"
+    try:
+        shell.run_all(nb, exc_stop=True, preproc=lambda cell: skipped(cell, flags))
+    finally:
+        if parameters:
+            parameters.source = written  # the saved notebook keeps the size the tests run
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".ipynb", delete=False) as tmp:
         pass
     try:
@@ -48,17 +66,20 @@ def record(path: Path, full: bool) -> None:
         os.replace(tmp.name, path)  # atomic: a failed run above raised before anything was written
     finally:
         Path(tmp.name).unlink(missing_ok=True)  # a failed write leaves no stray notebook beside the real one
+    if parameters is None:
+        return "as written (no cell tagged parameters: the study has one size)"
+    return "at full size (FULL = True)" if full else "at CI size (FULL as the parameters cell sets it)"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("notebook", type=Path)
-    p.add_argument("--reduced", action="store_true", help="run at CI's reduced size instead (ARCHNB_FULL_STUDY unset)")
+    p.add_argument("--reduced", action="store_true", help="run at CI's size instead (the parameters cell as written)")
     args = p.parse_args()
     if not args.notebook.is_file():
         raise SystemExit(f"record_notebook: no such notebook: {args.notebook}")
-    record(args.notebook.absolute(), full=not args.reduced)
-    print(f"recorded {args.notebook}; now run nbdev_clean")
+    size = record(args.notebook.absolute(), full=not args.reduced)
+    print(f"recorded {args.notebook} {size}; now run nbdev_clean")
     return 0
 
 
