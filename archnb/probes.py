@@ -20,7 +20,8 @@ from .plots import finish, new_figure
 
 # %% auto #0
 __all__ = ['HELD_OUT_TEMPLATES', 'distance_to_multiple', 'rounding_direction', 'number_words', 'ProbeSet', 'probe_set',
-           'probe_sets', 'number_features', 'probe_layers', 'save_probe_results', 'probe_table', 'plot_probe_accuracy']
+           'probe_sets', 'number_features', 'probe_layers', 'save_probe_results', 'probe_hits', 'probe_table',
+           'plot_probe_accuracy']
 
 # %% ../nbs/09d_probes.ipynb #8b2d0f07
 _TRAIN_TEMPLATES = (
@@ -160,6 +161,7 @@ def _task_results(features: dict, sets: dict, k: int, threshold: int, seed: int)
             majority = max(labels[name].mean(), 1 - labels[name].mean())
             out["sets"][name] = {
                 "acc_per_layer": {},
+                "correct_per_layer": {},
                 "majority_baseline": float(majority),
                 "by_distance": {},
                 "by_direction": {},
@@ -172,6 +174,7 @@ def _task_results(features: dict, sets: dict, k: int, threshold: int, seed: int)
             distances = [min(distance_to_multiple(n, k), k // 2) for n in sets[name].numbers]
             directions = [rounding_direction(n, k) for n in sets[name].numbers]
             res["acc_per_layer"][layer] = float(correct.mean())
+            res["correct_per_layer"][layer] = "".join("1" if ok else "0" for ok in correct)  # one char per sentence
             res["by_distance"][layer] = _by(distances, range(k // 2 + 1), correct)
             res["by_direction"][layer] = _by(directions, (-1, 0, 1), correct)
     return out
@@ -222,6 +225,17 @@ def save_probe_results(results: dict, path) -> Path:
     atomic_write_text(path, json.dumps(results, indent=2) + "\n")
     return path
 
+
+def probe_hits(results: dict, test_set: str, layer: int, task: str = "near_10") -> list[bool]:
+    "Which sentences of a test set the probe of one layer gets right, in the set's order (for paired comparisons)."
+    sets = results["tasks"][task]["sets"]
+    if test_set not in sets:
+        raise ValueError(f"test_set={test_set!r} is not a test set of these results: they are {', '.join(sets)}")
+    per_layer = sets[test_set]["correct_per_layer"]
+    if layer not in per_layer and str(layer) not in per_layer:  # str: results read back from JSON
+        raise ValueError(f"layer={layer} is not a probed layer: the layers are 0 to {len(per_layer) - 1}")
+    return [ch == "1" for ch in per_layer.get(layer, per_layer.get(str(layer), ""))]
+
 # %% ../nbs/09d_probes.ipynb #8b2d0f18
 def probe_table(results: dict, task: str = "near_10") -> pd.DataFrame:
     "Per layer: training fit and accuracy on each test set, beside the majority baseline."
@@ -240,7 +254,9 @@ def plot_probe_accuracy(runs: dict, task: str = "near_10", test_set: str = "digi
         res = results["tasks"][task]["sets"][test_set]
         acc = [res["acc_per_layer"][layer] for layer in range(len(res["acc_per_layer"]))]
         ax.plot(np.linspace(0, 1, len(acc)), acc, marker="o", markersize=3, label=label)
-        ax.axhline(res["majority_baseline"], linestyle="--", linewidth=1, color=ax.lines[-1].get_color(), alpha=0.6)
+        colour = ax.lines[-1].get_color()
+        majority = f"{label}: majority class"
+        ax.axhline(res["majority_baseline"], linestyle="--", linewidth=1, color=colour, alpha=0.6, label=majority)
     ax.set_xlabel("relative depth (0 = embeddings, 1 = last layer)")
     ax.set_ylabel(f"accuracy on {test_set.replace('_', ' ')}")
     ax.set_title(f"{task.replace('_', '-')} probe by layer (dashed: majority baseline)")

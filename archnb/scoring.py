@@ -15,8 +15,8 @@ from collections import Counter, defaultdict
 # %% auto #0
 __all__ = ['JUDGEMENTS', 'READINGS', 'FINAL_ANSWER_PATTERN', 'split_thinking', 'extract_answer', 'reference_answer', 'judge',
            'score', 'disagreement_cause', 'reading_fields', 'final_answer_end', 'answer_complete', 'wilson',
-           'judgement_rates', 'summarise_readings', 'two_proportion_test', 'compare_runs', 'format_comparison',
-           'reference_summary', 'reference_token_count']
+           'judgement_rates', 'summarise_readings', 'two_proportion_test', 'paired_rates', 'compare_runs', 'with_holm',
+           'format_comparison', 'reference_summary', 'reference_token_count']
 
 # %% ../nbs/02a_scoring.ipynb #4b2dc072
 _all_ = ["reference_token_count"]  # helpers that other modules use: public, defined below
@@ -340,18 +340,23 @@ def _bootstrap(values_a, values_b, stat, seed: int, n: int = 10_000) -> tuple[fl
     return float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
 
 
-def _judgement_row(judgement: str, hits_a: list[bool], hits_b: list[bool], seed: int) -> dict:
-    "One judgement compared on paired questions: rates, discordant counts, exact McNemar, bootstrap interval."
+def paired_rates(label: str, hits_a: list[bool], hits_b: list[bool], seed: int = 0) -> dict:
+    "Two rates on the same items (questions, sentences): discordant counts, exact McNemar, paired bootstrap interval."
     import numpy as np
     from statsmodels.stats.contingency_tables import mcnemar
 
+    if len(hits_a) != len(hits_b) or not hits_a:
+        raise ValueError(
+            f"paired_rates({label!r}): hits_a has {len(hits_a)} items and hits_b {len(hits_b)}; "
+            "a paired comparison needs the same items, at least one"
+        )
     only_a = sum(x and not y for x, y in zip(hits_a, hits_b))
     only_b = sum(y and not x for x, y in zip(hits_a, hits_b))
     both = sum(x and y for x, y in zip(hits_a, hits_b))
     table = [[both, only_a], [only_b, len(hits_a) - both - only_a - only_b]]
     n = len(hits_a)
     return {
-        "compared": judgement,
+        "compared": label,
         "n": n,
         "A": sum(hits_a) / n,
         "B": sum(hits_b) / n,
@@ -418,8 +423,6 @@ def compare_runs(
     seed: int = 0,
 ) -> dict:
     "Compare two runs' records: paired on shared question ids (McNemar, Wilcoxon, bootstrap), Holm-corrected."
-    from statsmodels.stats.multitest import multipletests
-
     if unknown := [j for j in judgements if j not in JUDGEMENTS]:
         raise ValueError(f"judgements {unknown} are not judgements; the judgements are {', '.join(JUDGEMENTS)}")
     prefix = _field_prefix(reading)
@@ -430,23 +433,29 @@ def compare_runs(
     shared = [i for i in by_a if i in by_b]
     if shared:
         pick = lambda rs, j: [rs[i][key] == j for i in shared]
-        rows = [_judgement_row(j, pick(by_a, j), pick(by_b, j), seed) for j in judgements]
+        rows = [paired_rates(j, pick(by_a, j), pick(by_b, j), seed) for j in judgements]
         errors = _error_row([by_a[i].get(err) for i in shared], [by_b[i].get(err) for i in shared], seed)
         rows += [errors] if errors else []
     else:
         rows = [_unpaired_row(j, [r[key] == j for r in by_a.values()], [r[key] == j for r in by_b.values()])
                 for j in judgements]  # fmt: skip
-    holm = multipletests([r["p"] for r in rows], method="holm")[1]
-    for r, p in zip(rows, holm):
-        r["p (Holm)"] = float(p)
     return {
         "reading": reading,
         "paired": bool(shared),
         "shared": len(shared),
         "only_a": len(by_a) - len(shared),
         "only_b": len(by_b) - len(shared),
-        "rows": rows,
+        "rows": with_holm(rows),
     }
+
+
+def with_holm(rows: list[dict]) -> list[dict]:
+    "The rows, each with its p-value Holm-corrected over all of them as `p (Holm)` (statsmodels' multipletests)."
+    from statsmodels.stats.multitest import multipletests
+
+    for r, p in zip(rows, multipletests([r["p"] for r in rows], method="holm")[1] if rows else []):
+        r["p (Holm)"] = float(p)
+    return rows
 
 
 def format_comparison(c: dict, names=("A", "B")) -> str:

@@ -166,6 +166,8 @@ def test_notebook_recorder_runs_what_the_tests_run_and_leaves_a_failed_notebook_
         '#| notest\nraise RuntimeError("the tests skip this cell")',
         '#| eval: false\nraise RuntimeError("never evaluated")',
         '#| slow\nprint("slow cell ran")',
+        "import sys\nfrom tqdm.auto import tqdm\n\nfor _ in tqdm(range(3), desc='bar', disable=False):\n    pass\n"
+        "print('a warning', file=sys.stderr)",
         stored={2: kept},
         tags={0: ["parameters"]},
     )
@@ -182,6 +184,7 @@ def test_notebook_recorder_runs_what_the_tests_run_and_leaves_a_failed_notebook_
         assert cells[2]["outputs"] == kept and cells[3]["outputs"] == []
         assert "".join(cells[0]["source"]) == "# the size\nFULL = False"  # the saved size is the one the tests run
         assert cells[0]["metadata"] == {"tags": ["parameters"]}
+        assert [(o["name"], "".join(o["text"])) for o in cells[5]["outputs"]] == [("stderr", "a warning\n")]  # no bar
     one_size = write_notebook(tmp_path / "one_size.ipynb", 'print("one size")')
     res = subprocess.run([*recorder, str(one_size)], cwd=repo, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "no cell tagged parameters" in res.stdout, res.stderr

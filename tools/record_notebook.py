@@ -1,7 +1,8 @@
 """Record a notebook's outputs from a real run: execute the cells its tests execute (the `slow` ones too) at full size
 (`FULL = True` after its cell tagged `parameters`, papermill's tag; the saved source keeps `FULL = False`, the size the
-tests run), keep the stored outputs of the cells the tests skip (`notest`, `gpu`), and write the notebook back only
-when every cell ran (then run `nbdev_clean` yourself).
+tests run), keep the stored outputs of the cells the tests skip (`notest`, `gpu`), drop progress bars from the new
+outputs (stderr text that is not a bar stays), and write the notebook back only when every cell ran (then run
+`nbdev_clean` yourself).
 
     python tools/record_notebook.py nbs/09b_evaluate.ipynb [--reduced]
 """
@@ -41,6 +42,24 @@ def parameters_cell(nb, path: Path):
     return tagged[0] if tagged else None
 
 
+_PROGRESS_BAR = re.compile(r"\|.*\| *\d+/\d+ \[[^\]]*(it/s|s/it|\?it/s)[^\]]*\]")
+
+
+def without_progress_bars(cell) -> None:
+    "Drop progress bars (tqdm's stderr lines) from a cell's outputs, keeping any other stderr text, such as warnings."
+    kept = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            text = "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
+            lines = [seg for line in text.split("\n") for seg in line.split("\r")[-1:] if not _PROGRESS_BAR.search(seg)]
+            out["text"] = "\n".join(line for line in lines if line.strip())
+            if not out["text"]:
+                continue
+            out["text"] += "\n"
+        kept.append(out)
+    cell["outputs"] = kept
+
+
 def record(path: Path, full: bool) -> str:
     "Run the notebook in its own folder and write it back with the new outputs; leave it untouched on any error."
     from execnb.nbio import read_nb, write_nb
@@ -59,6 +78,9 @@ def record(path: Path, full: bool) -> str:
     finally:
         if parameters:
             parameters.source = written  # the saved notebook keeps the size the tests run
+    for cell in nb.cells:
+        if not skipped(cell, flags):  # a skipped cell's stored outputs stay as they were
+            without_progress_bars(cell)  # progress bars are for a live kernel: recorded, they are stderr noise
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".ipynb", delete=False) as tmp:
         pass
     try:
