@@ -51,8 +51,8 @@ def without_progress_bars(cell) -> None:
     for out in cell.get("outputs", []):
         if out.get("output_type") == "stream" and out.get("name") == "stderr":
             text = "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
-            lines = [seg for line in text.split("\n") for seg in line.split("\r")[-1:] if not _PROGRESS_BAR.search(seg)]
-            out["text"] = "\n".join(line for line in lines if line.strip())
+            shown = [line.split("\r")[-1] for line in text.split("\n")]  # what a terminal shows of each line
+            out["text"] = "\n".join(line for line in shown if line.strip() and not _PROGRESS_BAR.search(line))
             if not out["text"]:
                 continue
             out["text"] += "\n"
