@@ -674,7 +674,7 @@ def plot_layer_sweep(table, title: str = "StreetMath judgements against depth"):
         ax.plot(t["layers"], t[j], marker="o", label=j, color=style["color"])
         ax.fill_between(t["layers"], t[f"{j} lo"], t[f"{j} hi"], alpha=0.15, color=style["color"])
     ax.set(xlabel="layers kept (first N)", ylabel="share of questions (95% interval shaded)", title=title, ylim=(0, 1))
-    fig.legend(loc="outside right upper", fontsize=8, title="judgement")
+    fig.legend(loc="outside right upper", fontsize=9, title="judgement")
     ax.grid(alpha=0.3)
     return finish(fig)
 

@@ -15,7 +15,7 @@ import torch
 
 from .files import atomic_write_text, jsonl_lines, no_space, read_utf8
 from .streetmath import prompt_text
-from .plots import finish, new_figure, new_panels
+from .plots import finish, new_figure, log_scale_if_wide, new_panels
 
 # %% auto #0
 __all__ = ['METRICS', 'layer_metrics', 'between_layers', 'prompt_tokens', 'right_padded', 'hidden_states', 'layerwise_metrics',
@@ -367,24 +367,28 @@ def thirds_table(runs: dict, metrics=_SHOWN) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 # %% ../nbs/09c_layerwise.ipynb #7a1c0e32
-def plot_layerwise(runs: dict, metrics=_SHOWN, relative: bool = True, points: int = 100):
-    "Each metric's mean ± 1 std per layer for each run, on relative depth (or layer index), one panel per metric."
+def plot_layerwise(runs: dict, metrics=_SHOWN, relative: bool = True):
+    "Each metric's mean ± 1 std at each measured layer of each run, on relative depth (or layer index), one panel each."
     fig, axes = new_panels(len(metrics))
     for ax, m in zip(axes, metrics):
+        drawn = []
         for label, run in runs.items():
             s = _summary_of(run)
             if m not in s["metric_means"]:
                 continue
             mean, std = np.array(s["metric_means"][m]), np.array(s["metric_stddev"][m])
             x = np.linspace(0, 1, len(mean)) if relative else np.arange(len(mean))
-            if relative:
-                x, mean, std = np.linspace(0, 1, points), _resample(mean, points), _resample(std, points)
-            ax.plot(x, mean, label=label, linewidth=1.8)
+            marker = "o" if len(mean) <= 40 else None  # few layers: each measured one marked, straight lines between
+            ax.plot(x, mean, label=label, linewidth=1.8, marker=marker, ms=4)
             ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+            drawn.append(mean)
         ax.set_title(_TITLES[m])
         ax.set_xlabel("relative depth (0 = embeddings, 1 = last layer)" if relative else "layer (0 = embeddings)")
+        ax.set_ylabel(f"{_TITLES[m].lower()} (mean ± 1 s.d.)")
+        if drawn:
+            log_scale_if_wide(ax, np.concatenate(drawn))
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=9)
     return finish(fig)
 
 

@@ -18,9 +18,9 @@ from .files import jsonl_lines
 
 # %% auto #0
 __all__ = ['LABELS', 'METRIC_COLUMNS', 'SUMMARY_METRICS', 'label_of', 'new_figure', 'new_panels', 'finish', 'run_styles',
-           'read_history', 'smoothed', 'plot_curves', 'plot_bars', 'pareto_front', 'plot_frontier', 'settings_of',
-           'config_labels', 'summarise_seeds', 'paired_test', 'against_reference', 'people_against', 'verdicts',
-           'to_markdown', 'people_table', 'column_notes', 'report_markdown', 'StudySize']
+           'read_history', 'smoothed', 'plot_curves', 'plot_bars', 'pareto_front', 'plot_frontier', 'log_scale_if_wide',
+           'settings_of', 'config_labels', 'summarise_seeds', 'paired_test', 'against_reference', 'people_against',
+           'verdicts', 'to_markdown', 'people_table', 'column_notes', 'report_markdown', 'StudySize']
 
 # %% ../nbs/06_plots.ipynb #05b7cc90
 _DPI, _SAVE_DPI = 110, 160
@@ -165,7 +165,7 @@ def plot_curves(run_dirs, path=None, labels=None, smooth: float = 0.8):
         ax.grid(alpha=0.3)
     if run_dirs:
         whole.plot([], [], "o", color="grey", mec="black", mew=0.5, label="validation (markers)")
-        fig.legend(loc="outside right upper", fontsize=8, title="smoothed training loss")
+        fig.legend(loc="outside right upper", fontsize=9, title="smoothed training loss")
     return finish(fig, path)
 
 # %% ../nbs/06_plots.ipynb #8d41c7a2
@@ -228,6 +228,7 @@ def pareto_front(table: pd.DataFrame, x: str = "params_M", y: str = "val_ppl") -
 
 
 _OFFSETS = [(6, 6), (6, -12), (-6, 6), (-6, -12), (8, -3), (-8, -3), (0, 12), (0, -16), (14, 14), (-14, -20)]
+_OFFSETS += [(6, 20), (6, -26), (-6, 20), (-6, -26), (10, 34), (-10, -40), (10, -40), (-10, 34)]  # crowded: further out
 
 
 def _place_labels(ax, points: list[tuple], texts: list[str]):
@@ -236,7 +237,7 @@ def _place_labels(ax, points: list[tuple], texts: list[str]):
     for (x, y), text in zip(points, texts):
         for dx, dy in _OFFSETS:
             ha = "left" if dx >= 0 else "right"
-            note = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7, ha=ha)
+            note = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=9, ha=ha)
             box = note.get_window_extent()
             fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
             if fits and not any(box.overlaps(p) for p in placed):
@@ -244,13 +245,13 @@ def _place_labels(ax, points: list[tuple], texts: list[str]):
                 break
             note.remove()
         else:  # nowhere free: the label is still shown, drawn at the first offset and clipped to the axes
-            ax.annotate(text, (x, y), xytext=_OFFSETS[0], textcoords="offset points", fontsize=7, clip_on=True)
+            ax.annotate(text, (x, y), xytext=_OFFSETS[0], textcoords="offset points", fontsize=9, clip_on=True)
     return placed
 
 
 def plot_frontier(table: pd.DataFrame, path=None, x: str = "params_M", y: str = "val_ppl", label: str = "run"):
     "Size (or any x) against validation perplexity (or any y), the Pareto frontier marked, labels not overlapping."
-    fig, ax = new_figure(7.0, 4.5)
+    fig, ax = new_figure(8.5, 4.5)
     rows = table.dropna(subset=[x, y])
     has_sd = f"{y}_sd" in rows.columns and rows[f"{y}_sd"].notna().any()
     yerr = rows[f"{y}_sd"].fillna(0) if has_sd else None
@@ -262,10 +263,26 @@ def plot_frontier(table: pd.DataFrame, path=None, x: str = "params_M", y: str = 
     ax.margins(x=0.18, y=0.15)  # room for labels inside the axes
     ax.set(xlabel=label_of(x), ylabel=label_of(y), title=f"{label_of(y)} against {label_of(x)}")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    log_scale_if_wide(ax, rows[x], "x")
+    log_scale_if_wide(ax, rows[y], "y")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)  # outside: labels and points stay visible
     fig.draw_without_rendering()  # the layout must be final before label boxes are measured
     _place_labels(ax, list(zip(rows[x], rows[y])), [str(v).split("/")[-1] for v in rows[label]])
     return finish(fig, path)
+
+# %% ../nbs/06_plots.ipynb #c6a1f002
+def log_scale_if_wide(ax, values, axis: str = "y", orders: float = 2.0) -> str:
+    "Put `axis` on a log scale when the values span more than `orders` orders of magnitude; the scale chosen."
+    import numpy as np
+
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=float)) if np.isfinite(x)])
+    positive = v[v > 0]
+    if len(positive) < 2 or (v < 0).any() or positive.max() / positive.min() <= 10**orders:
+        return "linear"
+    scale = "log" if (v > 0).all() else "symlog"
+    extra = {"linthresh": float(positive.min())} if scale == "symlog" else {}
+    (ax.set_yscale if axis == "y" else ax.set_xscale)(scale, **extra)
+    return scale
 
 # %% ../nbs/06_plots.ipynb #3c8e5d20
 # a run's measured figures, in the order every comparison table shows them
@@ -511,7 +528,7 @@ _FORMATS = {  # column: (header, format of one value)
     "val_ppl": ("val perplexity", "{:.2f}".format),
     "tokens_per_s": ("tokens/s", "{:,.0f}".format),
     "mfu": ("MFU", "{:.1%}".format),
-    "peak_mem_gb": ("peak memory (GB)", "{:.2f}".format),
+    "peak_mem_gb": ("peak memory (GB)", "{:.3g}".format),  # 3 figures: small models differ below 0.01 GB
     "train_time_s": ("train time (s)", "{:,.1f}".format),
     "infer_tokens_per_s": ("generation tokens/s", "{:,.0f}".format),
     "streetmath_good_rate": ("StreetMath good", "{:.1%}".format),

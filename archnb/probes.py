@@ -262,5 +262,5 @@ def plot_probe_accuracy(runs: dict, task: str = "near_10", test_set: str = "digi
     ax.set_title(f"{task.replace('_', '-')} probe by layer (dashed: majority baseline)")
     ax.set_ylim(0.4, 1.0)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return finish(fig)

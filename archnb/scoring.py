@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 __all__ = ['JUDGEMENTS', 'READINGS', 'FINAL_ANSWER_PATTERN', 'split_thinking', 'extract_answer', 'reference_answer', 'judge',
            'score', 'disagreement_cause', 'reading_fields', 'final_answer_end', 'answer_complete', 'wilson',
            'judgement_rates', 'summarise_readings', 'two_proportion_test', 'paired_rates', 'compare_runs', 'with_holm',
-           'format_comparison', 'reference_summary', 'reference_token_count']
+           'format_comparison', 'compare_over_seeds', 'reference_summary', 'reference_token_count']
 
 # %% ../nbs/02a_scoring.ipynb #4b2dc072
 _all_ = ["reference_token_count"]  # helpers that other modules use: public, defined below
@@ -485,6 +485,59 @@ def format_comparison(c: dict, names=("A", "B")) -> str:
             f"{interval:<21}{disc:>9}  {r['test']}, p={r['p']:.3g}, {r['p (Holm)']:.3g}"
         )
     return "\n".join(lines)
+
+# %% ../nbs/02a_scoring.ipynb #5e1d7a02
+def _seed_runs(label: str, side: str, runs) -> list[list[bool]]:
+    "A side of a comparison as per-seed hit lists: one flat list of hits stands for a run that every seed repeats."
+    runs = list(runs)
+    if runs and all(isinstance(h, bool) for h in runs):
+        return [runs]
+    if not runs or not all(isinstance(h, (list, tuple)) for h in runs):
+        raise ValueError(f"compare_over_seeds[{label!r}]: {side} must be a list of hits or a list of per-seed lists")
+    return [list(h) for h in runs]
+
+
+def _seed_summary(rows: list[dict], alpha: float) -> dict:
+    "One comparison over its seeds: mean rates and difference, spread, discordant pairs, and the verdict."
+    diffs = [r["B - A"] for r in rows]
+    held = sum(r["p (Holm)"] < alpha for r in rows)
+    same_sign = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
+    if held == len(rows) and same_sign:
+        verdict = f"{'B' if diffs[0] > 0 else 'A'} higher in every seed"
+    elif any(d > 0 for d in diffs) and any(d < 0 for d in diffs):
+        verdict = "no call: the seeds differ in direction"
+    else:
+        verdict = f"no call: p (Holm) < {alpha} in {held} of {len(rows)} seeds"
+    mean = lambda k: statistics.fmean(r[k] for r in rows)
+    return {
+        "compared": rows[0]["compared"],
+        "seeds": len(rows),
+        "n": rows[0]["n"],
+        "A": mean("A"),
+        "B": mean("B"),
+        "B - A": statistics.fmean(diffs),
+        "sd over seeds": statistics.stdev(diffs) if len(diffs) > 1 else float("nan"),
+        "A only / B only": ", ".join(f"{r['A only']}/{r['B only']}" for r in rows),
+        "p (Holm), largest": max(r["p (Holm)"] for r in rows),
+        "verdict": verdict,
+        "per seed": rows,
+    }
+
+
+def compare_over_seeds(comparisons: dict, alpha: float = 0.05, seed: int = 0) -> list[dict]:
+    "Rates compared seed by seed (exact McNemar), Holm over every test; a side is higher only if all seeds agree."
+    per_seed = []
+    for label, (a, b) in comparisons.items():
+        a, b = _seed_runs(label, "A", a), _seed_runs(label, "B", b)
+        if len(a) != len(b) and 1 not in (len(a), len(b)):
+            raise ValueError(
+                f"compare_over_seeds[{label!r}]: A has {len(a)} seeds and B {len(b)}; seeds pair one to one, "
+                "or one side is a single run"
+            )
+        a, b = (a * len(b), b) if len(a) == 1 else (a, b * len(a)) if len(b) == 1 else (a, b)
+        per_seed.append([paired_rates(label, x, y, seed) for x, y in zip(a, b)])
+    with_holm([r for rows in per_seed for r in rows])
+    return [_seed_summary(rows, alpha) for rows in per_seed]
 
 # %% ../nbs/02a_scoring.ipynb #7d2e9b41
 @functools.lru_cache(maxsize=None)

@@ -364,7 +364,7 @@ class TrainView(Callback, Shown):
             ax.plot(*zip(*self.val), "o-", color="tab:orange", label="validation")
         ax.set(xlabel="step", ylabel="loss (nats/token)")
         if self.train or self.val:
-            ax.legend(loc="upper right", fontsize=8)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)
         ax.grid(alpha=0.3)
         show_figure(self.plot, fig)
         self.last_draw = time.monotonic()
@@ -646,7 +646,7 @@ def plot_topic_judgements(summary: dict, reading: str = "reference"):
         bottom = [b + r for b, r in zip(bottom, rates)]
     ax.set(xlim=(0, 1), xlabel=f"share of the topic's questions ({reading} reading)")
     ax.invert_yaxis()  # topics read top to bottom in order
-    fig.legend(loc="outside right upper", fontsize=8, title="judgement")
+    fig.legend(loc="outside right upper", fontsize=9, title="judgement")
     return fig
 
 
