@@ -9,6 +9,7 @@ import dataclasses
 import importlib
 import itertools
 import json
+import logging
 import re
 import traceback
 from pathlib import Path
@@ -294,7 +295,9 @@ def run_ray(trials: list[dict], address: str | None) -> list[dict]:
     from ray import tune
 
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, **({} if address else {"num_cpus": 2}))
+        # a local Ray's start-up lines (its temporary folders, its token) are not the study's news: errors only
+        local = {} if address else {"num_cpus": 2, "logging_level": logging.ERROR}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
 
     def objective(config):
         record = run_trial(config["trial"])
@@ -311,7 +314,13 @@ def run_ray(trials: list[dict], address: str | None) -> list[dict]:
         tune_config=tune.TuneConfig(max_concurrent_trials=2),
         run_config=tune.RunConfig(verbose=0, storage_path=str(Path(trials[0]["runs_dir"]) / "_ray")),
     )
-    results = tuner.fit()
+    tune_log = logging.getLogger("ray.tune")
+    level = tune_log.level
+    tune_log.setLevel(logging.WARNING)  # its INFO line at the end names a temporary folder: noise, not news
+    try:
+        results = tuner.fit()
+    finally:
+        tune_log.setLevel(level)
     by_name = {
         json.loads(r.metrics["record"])["name"]: json.loads(r.metrics["record"])
         for r in results

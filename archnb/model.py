@@ -19,7 +19,7 @@ from .config import ArchConfig, fields_of_twin, check_buildable
 
 # %% auto #0
 __all__ = ['CACHE_NAME', 'RMSNorm', 'Attention', 'MLP', 'Block', 'ArchPreTrainedModel', 'ArchModel', 'next_token_loss',
-           'ArchForCausalLM', 'from_gpt2', 'from_llama', 'load_converted']
+           'ArchForCausalLM', 'from_gpt2', 'from_llama', 'load_converted', 'enable_activation_checkpointing']
 
 # %% ../nbs/01_model.ipynb #da5b8025
 class RMSNorm(nn.Module):
@@ -407,3 +407,10 @@ def load_converted(config: ArchConfig, state_dict: dict) -> ArchForCausalLM:
     if missing or unexpected:
         raise ValueError(f"conversion left missing={missing}, unexpected={unexpected}")
     return model.eval()
+
+# %% ../nbs/01_model.ipynb #a74e2b42
+def enable_activation_checkpointing(model) -> None:
+    "Recompute each block's activations in the backward pass, by the name this transformers gives it."
+    # transformers 5 renamed gradient_* to activation_checkpointing_*; the old name warns where the new one exists
+    turn_on = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    turn_on()

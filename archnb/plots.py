@@ -18,9 +18,10 @@ from .files import jsonl_lines
 
 # %% auto #0
 __all__ = ['LABELS', 'METRIC_COLUMNS', 'SUMMARY_METRICS', 'label_of', 'new_figure', 'new_panels', 'finish', 'run_styles',
-           'read_history', 'smoothed', 'plot_curves', 'plot_bars', 'pareto_front', 'plot_frontier', 'log_scale_if_wide',
-           'settings_of', 'config_labels', 'summarise_seeds', 'paired_test', 'against_reference', 'people_against',
-           'verdicts', 'to_markdown', 'people_table', 'column_notes', 'report_markdown', 'StudySize']
+           'show_png', 'read_history', 'smoothed', 'plot_curves', 'plot_bars', 'pareto_front', 'plot_frontier',
+           'log_scale_if_wide', 'settings_of', 'config_labels', 'summarise_seeds', 'paired_test', 'against_reference',
+           'people_against', 'verdicts', 'to_markdown', 'people_table', 'column_notes', 'report_markdown', 'show_table',
+           'StudySize']
 
 # %% ../nbs/06_plots.ipynb #05b7cc90
 _DPI, _SAVE_DPI = 110, 160
@@ -108,6 +109,17 @@ def run_styles(n: int) -> list[dict]:
     dashes = ["-", "--", ":", "-."]
     return [{"color": colours[i % 10], "linestyle": dashes[(i // 10) % 4]} for i in range(n)]
 
+# %% ../nbs/06_plots.ipynb #870d71ff
+def show_png(path):
+    "A PNG saved by `finish`, for Jupyter to show at the size its figure was drawn for."
+    from IPython.display import Image
+
+    data = Path(path).read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path}: not a PNG file (its first bytes are {data[:8]!r})")
+    pixels = int.from_bytes(data[16:20], "big")  # the width field of the IHDR chunk, which every PNG starts with
+    return Image(data=data, width=round(pixels * _DPI / _SAVE_DPI))
+
 # %% ../nbs/06_plots.ipynb #6f314db5
 def read_history(run_dir) -> tuple[list, list]:
     "(training points, validation points) of a run's history.jsonl, each step once (the last wins after a resume)."
@@ -141,21 +153,44 @@ def _zoom_limits(curves: list[list], start: float) -> tuple[float, float] | None
     return lo - pad, hi + pad
 
 
+def _across_seeds(curves: list[list]) -> tuple[list, list, list, list]:
+    "(steps, mean, lowest, highest) over the curves of a configuration's seeds, at the steps every one of them has."
+    steps = sorted(set.intersection(*(set(s for s, _ in c) for c in curves))) if curves else []
+    at = [dict(c) for c in curves]
+    values = [[seed[s] for seed in at] for s in steps]
+    return steps, [sum(v) / len(v) for v in values], [min(v) for v in values], [max(v) for v in values]
+
+
+def _runs_of(group) -> list:
+    "The run folders of one curve: a folder, or a list of folders (one configuration's seeds)."
+    return [group] if isinstance(group, (str, Path)) else list(group)
+
+
 def plot_curves(run_dirs, path=None, labels=None, smooth: float = 0.8):
-    "Training (smoothed) and validation (markers) loss of several runs: the whole run, and the second half zoomed."
+    """Training (smoothed) and validation (markers) loss of several runs: the whole run, and the second half zoomed.
+    An item that is a list of run folders (a configuration's seeds) is drawn as the mean over its seeds, with a band
+    (training) or a bar (validation) from the lowest seed to the highest."""
+    groups = [_runs_of(g) for g in run_dirs]
     fig, (whole, zoom) = new_panels(2, width=11.0, panel_height=4.0)
     drawn, last = [], 0
-    for run, style, label in zip(run_dirs, run_styles(len(run_dirs)), labels or [Path(r).name for r in run_dirs]):
-        train, val = read_history(run)
-        smooth_train = list(zip([s for s, _ in train], smoothed([v for _, v in train], smooth)))
+    for runs, style, label in zip(groups, run_styles(len(groups)), labels or [Path(g[0]).name for g in groups]):
+        histories = [read_history(r) for r in runs]
+        train = _across_seeds([list(zip([s for s, _ in t], smoothed([v for _, v in t], smooth))) for t, _ in histories])
+        val = _across_seeds([v for _, v in histories])
         for ax in (whole, zoom):
-            if train:
-                ax.plot(*zip(*train), color=style["color"], alpha=0.15, lw=0.8)
-                ax.plot(*zip(*smooth_train), lw=1.4, **style, label=label if ax is whole else None)
-            if val:
-                ax.plot(*zip(*val), "o", color=style["color"], ms=5, mec="black", mew=0.5)
-        drawn += [smooth_train, val]
-        last = max([last, *(s for s, _ in train + val)])
+            if train[0] and len(runs) == 1:
+                ax.plot(*zip(*histories[0][0]), color=style["color"], alpha=0.15, lw=0.8)
+            elif train[0]:
+                ax.fill_between(train[0], train[2], train[3], color=style["color"], alpha=0.2, lw=0)
+            if train[0]:
+                ax.plot(train[0], train[1], lw=1.4, **style, label=label if ax is whole else None)
+            if val[0]:
+                below = [m - lo for m, lo in zip(val[1], val[2])]
+                above = [hi - m for m, hi in zip(val[1], val[3])]
+                bars = {"yerr": [below, above], "capsize": 3 if len(runs) > 1 else 0}
+                ax.errorbar(val[0], val[1], fmt="o", color=style["color"], ms=5, mec="black", mew=0.5, **bars)
+        drawn += [list(zip(curve[0], curve[k])) for curve in (train, val) for k in (2, 3)]
+        last = max([last, *train[0], *val[0]])
     whole.set(xlabel="step", ylabel="loss (nats/token)", title="whole run")
     limits = _zoom_limits(drawn, last / 2)
     if limits:
@@ -163,9 +198,11 @@ def plot_curves(run_dirs, path=None, labels=None, smooth: float = 0.8):
     zoom.set(xlabel="step", ylabel="loss (nats/token)", title="second half, zoomed")
     for ax in (whole, zoom):
         ax.grid(alpha=0.3)
-    if run_dirs:
+    if groups:
         whole.plot([], [], "o", color="grey", mec="black", mew=0.5, label="validation (markers)")
-        fig.legend(loc="outside right upper", fontsize=9, title="smoothed training loss")
+        seeds = max(len(g) for g in groups)
+        spread = f"; mean of {seeds} seeds, band and bars: lowest to highest seed" if seeds > 1 else ""
+        fig.legend(loc="outside right upper", fontsize=9, title=f"smoothed training loss{spread}")
     return finish(fig, path)
 
 # %% ../nbs/06_plots.ipynb #8d41c7a2
@@ -609,6 +646,12 @@ def report_markdown(table: pd.DataFrame, title: str, skipped: list | None = None
     for caption, image in (images or {}).items():
         lines += [f"## {caption}", "", f"![{caption}]({image})", ""]
     return "\n".join(lines)
+
+# %% ../nbs/06_plots.ipynb #0cf8eb4d
+def show_table(table: pd.DataFrame):
+    "A table as a notebook should show it: no 0..n index, no cell wrapped onto a second line."
+    nowrap = [{"selector": "th, td", "props": [("white-space", "nowrap")]}]
+    return table.style.hide(axis="index").set_table_styles(nowrap)
 
 # %% ../nbs/06_plots.ipynb #103c8df5
 class StudySize:

@@ -31,7 +31,7 @@ from archnb.checkpoint import (
 from .files import atomic_write_text, no_space
 from .data import TokenBatches, load_tokens, prepare_data
 from .metrics import evaluate, inference_metrics, memory_metrics, param_metrics, perf_metrics, window_loss
-from .model import ArchForCausalLM, load_converted
+from .model import ArchForCausalLM, enable_activation_checkpointing, load_converted
 
 # %% auto #0
 __all__ = ['lr_at', 'Callback', 'NaNGuard', 'ProgressBar', 'JSONLHistory', 'TensorBoard', 'EarlyStop', 'Trainer',
@@ -332,7 +332,7 @@ def _setup(self: Trainer):
     ):  # "auto" is measured: a resumed run keeps what its start chose, so it stays exact
         self.precision = self.state.get("precision", self.precision)
     if t.gradient_checkpointing:
-        self.model.gradient_checkpointing_enable()
+        enable_activation_checkpointing(self.model)
     # step i draws one global batch; micro-batch k of rank r is its rows [(k·world + r)·batch_size, ...), so batch 8,
     # batch 4 with 2 accumulation steps, and 2 ranks of batch 4 all train on exactly the same tokens
     self._make_batches(t.batch_size * self.world * t.grad_accum_steps)

@@ -9,6 +9,7 @@ import json
 import math
 import random
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -64,7 +65,10 @@ def add_lora(model, r: int = 16, alpha: int | None = None, dropout: float = 0.0,
     "The model with LoRA adapters (peft) on `target_modules` (default: every linear layer of its blocks)."
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(model, r, alpha, dropout, target_modules))
+    config = lora_config(model, r, alpha, dropout, target_modules)
+    with warnings.catch_warnings():  # peft asks transformers 5 by the old name: its warning is not the user's to fix
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def freeze(model, embeddings: bool = False, first_layers: int = 0) -> int:

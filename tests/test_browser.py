@@ -8,6 +8,9 @@ new folder under `$ARCHNB_ARTIFACTS` (default `artifacts/` in the repository), w
 screenshots from this run.
 """
 
+import ast
+import contextlib
+import json
 import os
 import re
 import secrets
@@ -22,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from archnb.config import count_params, load_preset
+from archnb.plots import _DPI, _SAVE_DPI
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 README_SHOTS = ("preset-picker.png", "sweep-completed.png", "sweep-stopped.png", "streetmath-panel.png")
@@ -34,21 +38,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def lab(repo, tmp_path):
-    "JupyterLab serving a copy of the widgets notebook (so autosave never touches nbs/); yields its URL."
-    (tmp_path / "nbs").mkdir()
-    shutil.copy(repo / "nbs" / "10_widgets.ipynb", tmp_path / "nbs" / "10_widgets.ipynb")
-    shutil.copytree(repo / "tests", tmp_path / "tests")  # the notebook imports its test helpers from ../tests
-    settings = tmp_path / "lab-settings" / "@jupyterlab" / "notebook-extension"
+@contextlib.contextmanager
+def serve_lab(root: Path, auto_start_kernel: bool):
+    "JupyterLab serving `root` on 127.0.0.1 with a fresh settings folder; yields (base URL, token)."
+    settings = root / "lab-settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
-    # every cell in the DOM (so every output can be read), and the notebook's kernel started without asking
-    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none", "autoStartDefaultKernel": true}')
-    toasts = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    # every cell in the DOM (so every output can be read); the notebook's kernel started without asking, or never
+    (settings / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"windowingMode": "none", "autoStartDefaultKernel": auto_start_kernel})
+    )
+    toasts = root / "lab-settings" / "@jupyterlab" / "apputils-extension"
     toasts.mkdir(parents=True)  # no news toast over the widgets in the screenshots
     (toasts / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "doNotDisturbMode": true}')
     port, token = free_port(), secrets.token_hex(16)
-    log = open(tmp_path / "lab.log", "w")
+    log = open(root / "lab.log", "w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -58,14 +61,14 @@ def lab(repo, tmp_path):
             "--ip=127.0.0.1",
             f"--port={port}",
             f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={tmp_path}",
+            f"--ServerApp.root_dir={root}",
             "--ServerApp.open_browser=False",
-            f"--LabApp.user_settings_dir={tmp_path / 'lab-settings'}",
+            f"--LabApp.user_settings_dir={root / 'lab-settings'}",
             *(["--allow-root"] if os.geteuid() == 0 else []),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        cwd=tmp_path,
+        cwd=root,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -75,11 +78,11 @@ def lab(repo, tmp_path):
                 break
             except OSError:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"JupyterLab exited: {(tmp_path / 'lab.log').read_text()[-2000:]}") from None
+                    raise RuntimeError(f"JupyterLab exited: {(root / 'lab.log').read_text()[-2000:]}") from None
                 time.sleep(0.5)
         else:
             raise RuntimeError("JupyterLab did not start in 2 minutes")
-        yield f"{base}/lab/tree/nbs/10_widgets.ipynb?token={token}"
+        yield base, token
     finally:
         proc.terminate()
         try:
@@ -87,6 +90,16 @@ def lab(repo, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def lab(repo, tmp_path):
+    "JupyterLab serving a copy of the widgets notebook (so autosave never touches nbs/); yields its URL."
+    (tmp_path / "nbs").mkdir()
+    shutil.copy(repo / "nbs" / "10_widgets.ipynb", tmp_path / "nbs" / "10_widgets.ipynb")
+    shutil.copytree(repo / "tests", tmp_path / "tests")  # the notebook imports its test helpers from ../tests
+    with serve_lab(tmp_path, auto_start_kernel=True) as (base, token):
+        yield f"{base}/lab/tree/nbs/10_widgets.ipynb?token={token}"
 
 
 @pytest.fixture
@@ -280,3 +293,136 @@ def test_widgets_in_chromium(lab, shots):
         Path(out).mkdir(parents=True, exist_ok=True)
         for name in README_SHOTS:
             shutil.copy(shots / name, Path(out) / name)
+
+
+# The recorded notebooks as a reader opens them: no cell is run. A display cell ends with an expression Jupyter shows;
+# calls that return None (tests, prints, clicks) are not display cells.
+NONE_RETURNING = set(
+    "test_eq test_ne test_fail test_close test_is print join click sleep append extend update unlink mkdir rmtree "
+    "write_text write_bytes shutdown start reset register".split()
+)
+READER_VIEWPORT = {"width": 1440, "height": 900}  # a common laptop screen; the file browser folded away
+MIN_SHOWN_SHARE = 0.6  # a figure squeezed below this share of the width it was drawn for has unreadable text
+# archnb saves figures at _SAVE_DPI and draws them for _DPI: a PNG is drawn for at least this share of its pixels,
+# whatever width a cell declares for it (a declared 760 px does not make a 1,760-pixel figure readable)
+DRAWN_PER_PIXEL = _DPI / _SAVE_DPI
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+MEASURE_CELLS = """() => {
+  const panel = [...document.querySelectorAll('.jp-NotebookPanel')].find(p => !p.classList.contains('lm-mod-hidden'));
+  return [...panel.querySelectorAll('.jp-Notebook .jp-Cell')].map(cell => {
+    const outs = [...cell.querySelectorAll('.jp-OutputArea-output')];
+    const visible = o => o.getBoundingClientRect().height > 4 && (o.innerText.trim() !== '' ||
+                         o.querySelector('img, svg, canvas, table, .jupyter-widgets') !== null);
+    return {
+      shown: outs.filter(visible).length,
+      stderr: outs.filter(o => o.dataset.mimeType === 'application/vnd.jupyter.stderr')
+                  .map(o => o.innerText.slice(0, 300)),
+      broken: outs.filter(o => /Error displaying widget|model not found|Loading widget/.test(o.innerText))
+                  .map(o => o.innerText.slice(0, 300)),
+      images: [...cell.querySelectorAll('.jp-OutputArea-output img')].filter(img => img.offsetParent !== null)
+        .map(img => ({declared: parseFloat(img.getAttribute('width') || img.style.width) || 0,
+                      natural: img.naturalWidth, shown: img.getBoundingClientRect().width})),
+    };
+  });
+}"""
+
+
+def shows_something(source: str) -> bool:
+    "True when a cell ends with an expression Jupyter displays (a value, or a call that is not a test or a print)."
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("#|", "%", "!")))
+    body = ast.parse(code).body
+    if not body or not isinstance(body[-1], ast.Expr) or code.rstrip().endswith(";"):
+        return False
+    value = body[-1].value
+    if isinstance(value, ast.Constant):
+        return False
+    if isinstance(value, ast.Call):
+        called = value.func.id if isinstance(value.func, ast.Name) else getattr(value.func, "attr", "")
+        return called not in NONE_RETURNING
+    return True
+
+
+def test_display_cells_are_found_by_what_they_end_with():
+    assert shows_something("x = 1\nx") and shows_something("#| hide\nplot_frontier(t)") and shows_something("a.b[0]")
+    assert not shows_something("x = 1") and not shows_something("test_eq(1, 1)") and not shows_something("fig;")
+    assert not shows_something('print("a")') and not shows_something('"a docstring"') and not shows_something("")
+
+
+def reading_problems(notebook: dict, cells: list[dict]) -> list[str]:
+    "What a reader of the recorded notebook would miss: display cells drawn empty, stderr, figures squeezed."
+    stored = notebook["cells"]
+    if len(cells) != len(stored):
+        return [f"JupyterLab drew {len(cells)} cells of {len(stored)}"]
+    found = []
+    for i, (cell, drawn) in enumerate(zip(stored, cells)):
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and shows_something(source) and not drawn["shown"]:
+            found.append(f"cell {i} ends with `{source.strip().splitlines()[-1][:60]}` but shows nothing")
+        found += [f"cell {i} shows stderr: {text!r}" for text in drawn["stderr"]]
+        found += [f"cell {i} shows a widget that did not draw: {text!r}" for text in drawn["broken"]]
+        for img in drawn["images"]:
+            drawn_for = max(img["declared"], img["natural"] * DRAWN_PER_PIXEL)
+            if img["shown"] < MIN_SHOWN_SHARE * drawn_for:
+                found.append(f"cell {i}: a figure drawn for {drawn_for:.0f} px is shown at {img['shown']:.0f} px")
+    return found
+
+
+def close_sessions(base: str, token: str):
+    "Shut down any kernel JupyterLab started for the notebooks opened so far."
+    with urllib.request.urlopen(f"{base}/api/sessions?token={token}") as r:
+        sessions = json.load(r)
+    for s in sessions:
+        urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{s['id']}?token={token}", method="DELETE"))
+
+
+def open_recorded(page, url: str, notebook: dict):
+    "Open a notebook without running it; wait until its figures have loaded and its saved widgets are drawn."
+    page.goto(url)
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell", timeout=120_000)
+    page.wait_for_function("() => [...document.images].every(img => img.complete)", timeout=60_000)
+    if any(WIDGET_MIME in o.get("data", {}) for c in notebook["cells"] for o in c.get("outputs", [])):
+        page.wait_for_selector(".jp-OutputArea-output .jupyter-widgets", timeout=60_000)
+        page.wait_for_timeout(1_500)  # the rest of the saved widgets render in the same pass
+
+
+SHOT_NOTEBOOKS = ("10_widgets", "prune_and_heal", "parameter_budgets")
+
+
+def shoot_outputs(page, folder: Path, stem: str):
+    "A screenshot of each drawn output area with a figure or a widget, named after the notebook and the cell."
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    cells = panel.locator(".jp-Notebook .jp-Cell")
+    for i in range(cells.count()):
+        area = cells.nth(i).locator(".jp-OutputArea")
+        if area.locator("img:visible, .jupyter-widgets").count():
+            shoot(area.first, folder, f"{stem}-cell{i:02d}.png")
+
+
+def test_recorded_notebooks_read_well_in_chromium(repo, tmp_path, shots):
+    """Every notebook opened in JupyterLab from its saved outputs: each display cell shows something (a saved widget
+    is drawn from its saved state), no stderr text, no figure shown below 0.6 of the width it was drawn for."""
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium (.ci/run installs it)"
+    from playwright.sync_api import sync_playwright
+
+    shutil.copytree(repo / "nbs", tmp_path / "nbs", ignore=shutil.ignore_patterns("_proc", ".ipynb_checkpoints"))
+    notebooks = sorted(p.relative_to(tmp_path) for p in (tmp_path / "nbs").rglob("*.ipynb"))
+    found = {}
+    with serve_lab(tmp_path, auto_start_kernel=False) as (base, token), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport=READER_VIEWPORT)
+        page.on("dialog", lambda dialog: dialog.accept())
+        for rel in notebooks:
+            notebook = json.loads((tmp_path / rel).read_text())
+            open_recorded(page, f"{base}/lab/tree/{rel.as_posix()}?reset&token={token}", notebook)
+            if page.locator("#jp-left-stack:visible").count():  # fold the file browser away, as a reader would
+                page.keyboard.press("Control+b")
+                page.wait_for_timeout(500)
+            problems = reading_problems(notebook, page.evaluate(MEASURE_CELLS))
+            if problems:
+                found[str(rel)] = problems
+            if rel.stem in SHOT_NOTEBOOKS:
+                shoot_outputs(page, shots, rel.stem)
+            close_sessions(base, token)
+        browser.close()
+    report = "\n".join(f"{nb}:\n  " + "\n  ".join(p) for nb, p in found.items())
+    assert not found, f"{len(found)} of {len(notebooks)} notebooks read badly (screenshots in {shots}):\n{report}"

@@ -185,6 +185,24 @@ def test_notebook_recorder_runs_what_the_tests_run_and_leaves_a_failed_notebook_
         assert "".join(cells[0]["source"]) == "# the size\nFULL = False"  # the saved size is the one the tests run
         assert cells[0]["metadata"] == {"tags": ["parameters"]}
         assert [(o["name"], "".join(o["text"])) for o in cells[5]["outputs"]] == [("stderr", "a warning\n")]  # no bar
+    shows = write_notebook(
+        tmp_path / "shows.ipynb",
+        "import ipywidgets as W\n\nW.IntSlider(value=7)",
+        "W.HBox([W.Label('heads'), W.IntText(value=3)])",
+        "hidden = W.IntSlider(value=9)",
+    )
+    res = subprocess.run([*recorder, str(shows)], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    saved = json.loads(shows.read_text())
+    view = "application/vnd.jupyter.widget-view+json"
+    slider, box = [o["data"][view]["model_id"] for c in saved["cells"] for o in c["outputs"] if view in o["data"]]
+    state = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert state[slider]["state"]["value"] == 7 and state[slider]["model_name"] == "IntSliderModel"
+    children = [ref.removeprefix("IPY_MODEL_") for ref in state[box]["state"]["children"]]
+    assert [state[c]["model_name"] for c in children] == ["LabelModel", "IntTextModel"]
+    assert state[children[1]]["state"]["value"] == 3
+    assert not any(s["state"].get("value") == 9 for s in state.values())  # a widget no output shows is not saved
+    shows.unlink()
     one_size = write_notebook(tmp_path / "one_size.ipynb", 'print("one size")')
     res = subprocess.run([*recorder, str(one_size)], cwd=repo, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "no cell tagged parameters" in res.stdout, res.stderr

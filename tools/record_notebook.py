@@ -1,8 +1,9 @@
 """Record a notebook's outputs from a real run: execute the cells its tests execute (the `slow` ones too) at full size
 (`FULL = True` after its cell tagged `parameters`, papermill's tag; the saved source keeps `FULL = False`, the size the
 tests run), keep the stored outputs of the cells the tests skip (`notest`, `gpu`), drop progress bars from the new
-outputs (stderr text that is not a bar stays), and write the notebook back only when every cell ran (then run
-`nbdev_clean` yourself).
+outputs (stderr text that is not a bar stays), save the state of the widgets the outputs show in the notebook's
+metadata (as JupyterLab's "Save Widget State" does, so they are drawn when the notebook opens without running), and
+write the notebook back only when every cell ran (then run `nbdev_clean` yourself).
 
     python tools/record_notebook.py nbs/09b_evaluate.ipynb [--reduced]
 """
@@ -60,6 +61,31 @@ def without_progress_bars(cell) -> None:
     cell["outputs"] = kept
 
 
+WIDGET_VIEW, WIDGET_STATE = "application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json"
+
+
+def shown_widget_ids(nb) -> list[str]:
+    "The model ids of the widgets the notebook's outputs show, in order."
+    outputs = [o for cell in nb.cells for o in cell.get("outputs", [])]
+    return [o["data"][WIDGET_VIEW]["model_id"] for o in outputs if WIDGET_VIEW in o.get("data", {})]
+
+
+def save_widget_state(nb, path: Path) -> None:
+    "Store the state of the shown widgets (and the widgets they hold) in the metadata; drop it when none is shown."
+    nb.metadata.pop("widgets", None)
+    ids = shown_widget_ids(nb)
+    if not ids:
+        return
+    from ipywidgets.embed import dependency_state
+    from ipywidgets.widgets.widget import _instances
+
+    lost = [i for i in ids if i not in _instances]
+    if lost:  # a skipped cell's stored output shows a widget this run never made: it could not be drawn
+        raise SystemExit(f"record_notebook: {path}: outputs show widgets this run did not make: {lost}")
+    state = dependency_state([_instances[i] for i in ids], drop_defaults=True)
+    nb.metadata["widgets"] = {WIDGET_STATE: {"version_major": 2, "version_minor": 0, "state": state}}
+
+
 def record(path: Path, full: bool) -> str:
     "Run the notebook in its own folder and write it back with the new outputs; leave it untouched on any error."
     from execnb.nbio import read_nb, write_nb
@@ -81,6 +107,7 @@ def record(path: Path, full: bool) -> str:
     for cell in nb.cells:
         if not skipped(cell, flags):  # a skipped cell's stored outputs stay as they were
             without_progress_bars(cell)  # progress bars are for a live kernel: recorded, they are stderr noise
+    save_widget_state(nb, path)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".ipynb", delete=False) as tmp:
         pass
     try:
