@@ -213,6 +213,12 @@ class RunFolder:
     def __enter__(self) -> "RunFolder":
         self.lock.acquire()
         try:
+            links = sorted(str(p.relative_to(self.out)) for p in self.out.rglob("*") if p.is_symlink())
+            if links:
+                raise ValueError(
+                    f"{self.out} holds symbolic links ({', '.join(links[:4])}): a run writes only inside its own "
+                    "folder, and a link may lead out of it; replace each link with the file it points to"
+                )
             used = run_contents(self.out)
             if self.fresh and used:
                 raise FileExistsError(

@@ -185,7 +185,10 @@ def _train_options(p):
     p.add_argument("--n-docs", type=int, default=None, help="use at most this many documents of the corpus")
     p.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/<preset>)")
     p.add_argument(
-        "--data-dir", default=None, metavar="DIR", help="token files (default: <out>/data; reused when present)"
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="token files (default: <out>/data; reused if made for this corpus and tokenizer, and --n-docs)",
     )
     p.add_argument(
         "--resume",
@@ -493,8 +496,16 @@ def _command_and_action(argv: list[str]) -> tuple[str, str | None]:
     return argv[at], after if argv[at] == "streetmath" and after in STREETMATH_ACTIONS else None
 
 
+def _stopped_line(args) -> str:
+    "What Ctrl-C leaves, in one line: where the work written so far is kept, and how to go on."
+    where = next((getattr(args, k) for k in ("out", "output", "out_dir") if getattr(args, k, None)), None)
+    kept = f"what was written to {where} is kept" if where else "the files written so far are kept"
+    again = "; run the same command with --resume to continue" if hasattr(args, "resume") else ""
+    return f"archnb {args.command}: stopped by Ctrl-C; {kept} (every write is whole or not made){again}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    "Run the `archnb` command; bad input prints one clear line and exits with status 2."
+    "Run the `archnb` command; bad input prints one clear line and exits with status 2, Ctrl-C one line and 130."
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(*_command_and_action(argv))
     args, unknown = parser.parse_known_args(argv)
@@ -509,3 +520,6 @@ def main(argv: list[str] | None = None) -> int:
     ) as e:  # bad input, a missing or used file, no space: one line, no traceback
         print(f"archnb {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(_stopped_line(args), file=sys.stderr)
+        return 130

@@ -221,7 +221,7 @@ def server_arguments(p):
         "request at a time, four in flight were no faster: 0.98x and 0.99x the speed of one in two runs)",
     )
     g.add_argument("--retries", type=int, default=3, help="retries of a failed request (default: 3)")
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one reply (default: 120)")
+    g.add_argument("--timeout", type=float, default=120.0, help="seconds for all of one request (default: 120)")
     g.add_argument(
         "--tokenizer",
         default=None,

@@ -688,6 +688,16 @@ def split_preset_keys(raw: dict):
     pick = lambda test: {k: v for k, v in raw.items() if test(k)}
     return pick(lambda k: k in META_KEYS), pick(is_arch), pick(is_train), problems
 
+# %% ../nbs/00_config.ipynb #2721e23b
+def check_preset_name(name: str) -> str:
+    "A preset name that is a plain file name (no folder, no '..'); an error saying what is allowed otherwise."
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._ -]*", name or "") or ".." in name:
+        raise ValueError(
+            f"preset name {name!r} must be a plain file name: letters, digits, '.', '_', '-' and spaces, "
+            "starting with a letter or digit, with no '/' or '..'"
+        )
+    return name
+
 # %% ../nbs/00_config.ipynb #39b088b3
 @dataclasses.dataclass
 class Preset:
@@ -733,9 +743,13 @@ def load_preset(name_or_path, dirs=(), **overrides) -> Preset:
         + merge_problems
         + train_problems
     )
+    name = o_meta.get("name", meta.get("name", path.stem))
+    try:
+        check_preset_name(str(name))  # a file's name becomes runs/<name> as a name typed on the command line does
+    except ValueError as e:
+        errors.append(f"name: {e}")
     if errors:
         raise ConfigError(errors, where=str(path))
-    name = o_meta.get("name", meta.get("name", path.stem))
     arch = ArchConfig(**arch_values, preset=name, preset_overrides=dict(overrides) or None)
     return Preset(
         name,
@@ -746,16 +760,6 @@ def load_preset(name_or_path, dirs=(), **overrides) -> Preset:
         raw,
         dict(overrides),
     )
-
-# %% ../nbs/00_config.ipynb #2721e23b
-def check_preset_name(name: str) -> str:
-    "A preset name that is a plain file name (no folder, no '..'); an error saying what is allowed otherwise."
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._ -]*", name or "") or ".." in name:
-        raise ValueError(
-            f"preset name {name!r} must be a plain file name: letters, digits, '.', '_', '-' and spaces, "
-            "starting with a letter or digit, with no '/' or '..'"
-        )
-    return name
 
 # %% ../nbs/00_config.ipynb #355ab69d
 def save_preset(

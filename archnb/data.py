@@ -278,6 +278,13 @@ class TokenBatches:
             i += 1
 
 # %% ../nbs/03_data.ipynb #f8096e3a
+def _record_request(meta_path: Path, meta: dict, tokenizer: str, n_docs: int | None) -> dict:
+    "The meta with what the token files were prepared for (the tokenizer kind, the documents asked for), rewritten."
+    meta = meta | {"tokenizer": tokenizer, "n_docs": n_docs}
+    atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
 def prepare_data(
     corpus: str,
     data_dir,
@@ -287,7 +294,8 @@ def prepare_data(
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
-    "Token files for `corpus` in `data_dir` (reused when present): a BPE tokenizer trained to `vocab_size`, or bytes."
+    "Token files for `corpus` in `data_dir` (reused when prepared for the same corpus and tokenizer, and `n_docs` when"
+    "given): a BPE tokenizer trained to `vocab_size`, or bytes."
     meta_path = Path(data_dir) / "meta.json"
     with FolderLock(
         data_dir, "prepare", wait=3600
@@ -298,6 +306,13 @@ def prepare_data(
             docs = load_corpus(corpus, n_docs=n_docs, seed=seed)
             tok = bytes_tokenizer() if tokenizer == "bytes" else train_bpe(docs, vocab_size, progress=progress)
             meta = write_token_files(docs, tok, data_dir, seed=seed, name=corpus, progress=progress)
+            meta = _record_request(meta_path, meta, tokenizer, n_docs)
+    asked = {"name": corpus, "tokenizer": tokenizer} | ({"n_docs": n_docs} if n_docs is not None else {})
+    differ = [f"{k}={meta[k]!r} (this run asks for {v!r})" for k, v in asked.items() if k in meta and meta[k] != v]
+    if differ:
+        raise ConfigError(
+            [f"{data_dir} holds token files prepared with {', '.join(differ)}: use another data folder, or delete it"]
+        )
     if meta["vocab_size"] > vocab_size:
         raise ConfigError(
             [f"the tokenizer in {data_dir} has {meta['vocab_size']} ids but the model's vocab_size={vocab_size}"]

@@ -5,6 +5,7 @@
 # %% ../nbs/09b_evaluate.ipynb #8f1d3a72
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -15,7 +16,7 @@ from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import atomic_write_text, jsonl_lines, no_space
+from .files import FolderLock, atomic_write_text, json_line, jsonl_lines, no_space
 from archnb.scoring import (
     JUDGEMENTS,
     READINGS,
@@ -363,7 +364,7 @@ class _Recorder:
     def write(self, obj: dict):
         "Append one JSON line."
         if self.out is not None:
-            self._put(json.dumps(obj, ensure_ascii=False) + "\n")
+            self._put(json_line(obj))
 
     def add(self, rec: dict):
         "Append one record."
@@ -463,21 +464,22 @@ def evaluate_streetmath(
         samples = load_streetmath("generated", limit=200, shuffle=True, seed=settings.seed)
     gen = as_generator(model, tokenizer, settings, batch_size, batching)
     run = run_description(gen, settings, run_info)
-    prior, note = _prior_results(output, resume, run)
-    todo = to_answer(samples, prior.records, resume_errors)
-    prompts = [gen.prompt(settings.messages(samples[i])) for i in todo]
-    todo, prompts, refused = _fitting(gen, samples, todo, prompts, skip_too_long)
-    records = {k: r if "archnb_judgement" in r else with_readings(r) for k, r in prior.records.items()}
-    start = time.perf_counter()
-    with _Recorder(output, prior, run) as recorder:
-        kept = dict(run=run, settings=settings, records=records, recorder=recorder, annotate=annotate)
-        for i, prompt, g in refused:
-            _keep(samples[i], prompt, g, **kept)
-        _ask(gen, settings, samples, todo, prompts, partial(_keep, **kept, log_raw=log_raw_response), progress)
-        chosen = [records[str(s["id"])] for s in samples if str(s["id"]) in records]
-        summary = summarise_run(chosen, run, time.perf_counter() - start, len(todo))
-        extra = annotate.summary() if hasattr(annotate, "summary") else {}
-        recorder.write({"summary": reference_summary(chosen) | extra | {"archnb": summary}})
+    with FolderLock.for_file(output) if output is not None else contextlib.nullcontext():  # one writer
+        prior, note = _prior_results(output, resume, run)
+        todo = to_answer(samples, prior.records, resume_errors)
+        prompts = [gen.prompt(settings.messages(samples[i])) for i in todo]
+        todo, prompts, refused = _fitting(gen, samples, todo, prompts, skip_too_long)
+        records = {k: r if "archnb_judgement" in r else with_readings(r) for k, r in prior.records.items()}
+        start = time.perf_counter()
+        with _Recorder(output, prior, run) as recorder:
+            kept = dict(run=run, settings=settings, records=records, recorder=recorder, annotate=annotate)
+            for i, prompt, g in refused:
+                _keep(samples[i], prompt, g, **kept)
+            _ask(gen, settings, samples, todo, prompts, partial(_keep, **kept, log_raw=log_raw_response), progress)
+            chosen = [records[str(s["id"])] for s in samples if str(s["id"]) in records]
+            summary = summarise_run(chosen, run, time.perf_counter() - start, len(todo))
+            extra = annotate.summary() if hasattr(annotate, "summary") else {}
+            recorder.write({"summary": reference_summary(chosen) | extra | {"archnb": summary}})
     return {"records": chosen, "summary": summary, "output": Path(output) if output else None, "note": note}
 
 # %% ../nbs/09b_evaluate.ipynb #9a2c7e15
@@ -504,9 +506,8 @@ def rescore(path, out_dir=None) -> dict:
         out = Path(out_dir) / Path(path).name
         if out.exists():
             raise FileExistsError(f"{out} already exists: choose another --out-dir (nothing is overwritten)")
-        lines = [json.dumps(r, ensure_ascii=False) for r in records]
-        lines.append(json.dumps({"summary": reference_summary(records) | {"archnb": summary}}))
-        atomic_write_text(out, "\n".join(lines) + "\n")
+        last = {"summary": reference_summary(records) | {"archnb": summary}}
+        atomic_write_text(out, "".join(json_line(r) for r in [*records, last]))
     return {"records": records, "summary": summary, "changed": changed, "output": out}
 
 # %% ../nbs/09b_evaluate.ipynb #6e3a9b02

@@ -17,7 +17,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'read_utf8', 'strict_json', 'jsonl_lines',
-           'json_objects', 'is_local', 'hub_name', 'InUseError', 'FolderLock', 'no_space', 'folder_bytes']
+           'json_objects', 'json_line', 'is_local', 'hub_name', 'InUseError', 'FolderLock', 'no_space', 'folder_bytes']
 
 # %% ../nbs/000_files.ipynb #58666596
 _all_ = ["no_space", "folder_bytes"]  # helpers that other modules use: public, defined below
@@ -128,6 +128,25 @@ def json_objects(path):
             raise ValueError(f"{where}: each line must be a JSON object")
         yield where, raw
 
+
+def _finite(value, path: str, found: dict):
+    if isinstance(value, float) and not math.isfinite(value):
+        found[path] = str(value)
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{path}.{k}" if path else str(k), found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def json_line(record: dict) -> str:
+    "A JSON line that `strict_json` (and any reader) parses: each non-finite number is written as null and named, with"
+    "its value, under `non_finite` (`{'relative_error': 'inf'}` where an exact value of 0 was answered with 5)."
+    found = {}
+    clean = _finite(record, "", found)
+    return json.dumps(clean | ({"non_finite": found} if found else {}), ensure_ascii=False, allow_nan=False) + "\n"
+
 # %% ../nbs/000_files.ipynb #2e3d4c5b
 FILE_SUFFIXES = (
     ".json",
@@ -198,6 +217,14 @@ class FolderLock:
 
     def __init__(self, folder, name: str = "run", wait: float = 0.0):
         self.path, self.note, self.wait = Path(folder) / f"{name}.lock", None, wait
+        self.what, self.other = str(folder), "folder"
+
+    @classmethod
+    def for_file(cls, path, wait: float = 0.0) -> "FolderLock":
+        "A lock on one file (a results file appended to by one process at a time): `<path>.lock` beside it."
+        lock = cls(Path(path).parent, Path(path).name, wait)
+        lock.what, lock.other = str(path), "file"
+        return lock
 
     def holder(self) -> dict | None:
         "The lock file's holder, or None."
@@ -242,13 +269,18 @@ class FolderLock:
                 )
                 return self
         held = self.holder() or held
+        if not held:
+            raise InUseError(
+                f"{self.path} exists but names no holder (empty or damaged: a process may have stopped while "
+                f"writing it); if nothing is using {self.what}, delete it"
+            )
         where = f"process {held.get('pid')} on host {held.get('host')} (since {held.get('started')})"
         if held.get("host") not in (None, here):
             raise InUseError(
-                f"{self.path.parent} is in use by {where}, which cannot be checked from {here}; if that run "
+                f"{self.what} is in use by {where}, which cannot be checked from {here}; if that run "
                 f"is over, delete {self.path}"
             )
-        raise InUseError(f"{self.path.parent} is in use by {where}; wait for it to finish or choose another folder")
+        raise InUseError(f"{self.what} is in use by {where}; wait for it to finish or choose another {self.other}")
 
     def release(self):
         if (self.holder() or {}).get("pid") == os.getpid():

@@ -27,7 +27,7 @@ from .config import TRAIN_FIELDS, ConfigError, TrainConfig, check_value
 from .data import IGNORE_INDEX, SFTBatches, load_sft, pad_id, sft_rows, streetmath_sft
 from .evaluate import evaluate_streetmath
 from .experiment import record_run
-from .files import atomic_write_text, jsonl_lines
+from .files import atomic_write_text, json_line, json_objects, jsonl_lines
 from .hf import DTYPE_CHOICES, LAYER_SELECTIONS, load_causal_lm
 from .runtime import PeakMemory, resolve_device
 from .scoring import JUDGEMENTS
@@ -307,7 +307,11 @@ def sample_sft(
             run_info=run_info,
         )["records"]
     examples, repeats = _kept_examples(records, by_id, settings, keep, reading)
-    atomic_write_text(output, "".join(json.dumps(e) + "\n" for e in examples))
+    # a resumed run adds to the examples already there and never drops one (a smaller --limit selects, not rewrites)
+    before = [e for _, e in json_objects(output)] if resume and output.exists() else []
+    examples = before + [e for e in examples if e not in before]
+    if len(examples) > len(before) or not output.exists():
+        atomic_write_text(output, "".join(json_line(e) for e in examples))
     field = "judgement" if reading == "reference" else "archnb_judgement"
     judged = Counter(r.get(field) for r in records if not r.get("error"))
     return {

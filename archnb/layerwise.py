@@ -210,9 +210,11 @@ class LayerwiseFiles:
         self.count = len(_ids_in(existing[-1])) if existing else 0
 
     def paths(self) -> list[Path]:
-        "The files written so far, in order."
-        found = [p for p in self.folder.glob(f"{self.name}_*{self.suffix}") if _SEQUENCED.match(p.stem)]
-        return sorted(p for p in found if _SEQUENCED.match(p.stem)["name"] == self.name)
+        "The files written so far, in order; names compared as text (`run[1]` is a name, not a glob pattern)."
+        if not self.folder.is_dir():
+            return []
+        found = [(p, _SEQUENCED.match(p.stem)) for p in self.folder.iterdir() if p.suffix == self.suffix]
+        return sorted(p for p, seq in found if seq and seq["name"] == self.name)
 
     def path(self, seq: int) -> Path:
         return self.folder / f"{self.name}_{seq:03d}{self.suffix}"

@@ -5,17 +5,22 @@
 # %% ../nbs/09a_providers.ipynb #3d9c1a57
 from __future__ import annotations
 
+import http.client
+import io
 import json
+import math
 import os
+import socket
+import threading
 import time
 import urllib.error
-import urllib.request
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from .streetmath import PROTOCOL_DEFAULTS, Generation, StopRule
 
 # %% auto #0
-__all__ = ['PROVIDERS', 'api_key', 'OpenAICompatible']
+__all__ = ['PROVIDERS', 'MAX_REPLY_BYTES', 'MAX_RETRY_AFTER', 'api_key', 'OpenAICompatible']
 
 # %% ../nbs/09a_providers.ipynb #7c4d2e91
 PROVIDERS = {"openai": "https://api.openai.com/v1", "ollama": "http://localhost:11434/v1"}
@@ -39,7 +44,58 @@ def api_key(key: str | None = None, env: str | None = None) -> str | None:
 
 
 def _redact(text: str, key: str | None) -> str:
-    return text.replace(key, "[API key]") if key else text
+    "The text with the key hidden in each form a server may echo it: as sent, URL-encoded, JSON-escaped."
+    if not key:
+        return text
+    forms = {key, urllib.parse.quote(key, safe=""), urllib.parse.quote_plus(key), json.dumps(key)[1:-1]}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "[API key]")
+    return text
+
+
+MAX_REPLY_BYTES = 16 * 2**20  # far above any chat completion; a bigger body is refused, never read to the end
+MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer is waited on this long, and the error says so
+
+
+def _expire(socks: list[socket.socket], expired: threading.Event):
+    expired.set()
+    for sock in socks:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked on a server that sends a byte at a time
+        except OSError:
+            pass
+
+
+def _fetch(url: str, data: bytes | None, headers: dict, timeout: float) -> bytes:
+    """The body of one request (POST when `data` is given), `timeout` seconds for all of it; urllib's errors. A
+    redirect is an HTTPError, never followed: following it would send the key to another address."""
+    parts = urllib.parse.urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn, socks, expired = kind(parts.hostname, parts.port, timeout=timeout), [], threading.Event()
+    timer = threading.Timer(timeout, _expire, (socks, expired))
+    timer.start()
+    try:
+        conn.connect()
+        socks.append(conn.sock)  # kept here: http.client lets go of it once a reply that closes the connection starts
+        if expired.is_set():
+            _expire(socks, expired)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn.request("GET" if data is None else "POST", target, data, headers)
+        r = conn.getresponse()
+        body = r.read(MAX_REPLY_BYTES + 1)
+    except (OSError, http.client.HTTPException) as e:
+        if not expired.is_set():
+            raise urllib.error.URLError(e) from None
+    finally:
+        timer.cancel()
+        conn.close()
+    if expired.is_set():  # a body cut off by the deadline reads as a short one: never take it for the reply
+        raise TimeoutError(f"no complete reply within the timeout of {timeout:g} s")
+    if len(body) > MAX_REPLY_BYTES:
+        raise ValueError(f"the reply is larger than {MAX_REPLY_BYTES:,} bytes, the most archnb reads")
+    if r.status >= 300:
+        raise urllib.error.HTTPError(url, r.status, r.reason, r.headers, io.BytesIO(body))
+    return body
 
 
 def _kept_tokens(server_tokens, full: str, kept: str, tokenizer) -> tuple[int | None, str]:
@@ -113,9 +169,7 @@ class OpenAICompatible:
     def post(self, messages: list[dict], seed: int | None) -> dict:
         "One request; the parsed JSON reply."
         body = self.body | {"messages": messages} | ({"seed": seed} if seed is not None and "seed" in self.body else {})
-        req = urllib.request.Request(self.url, json.dumps(body).encode(), self.headers())
-        with urllib.request.urlopen(req, timeout=self.timeout) as r:
-            return json.loads(r.read())
+        return json.loads(_fetch(self.url, json.dumps(body).encode(), self.headers(), self.timeout))
 
 # %% ../nbs/09a_providers.ipynb #8b3a5c7e
 from fastcore.basics import patch
@@ -133,11 +187,23 @@ def _reply_text(reply) -> tuple[str, str | None, dict | None]:
     return text, choice.get("finish_reason"), usage if isinstance(usage, dict) else None
 
 
-def _retry_after(error: urllib.error.HTTPError, default: float) -> float:
+def _retry_after(error: urllib.error.HTTPError, default: float | None) -> float | None:
+    "The seconds the server asks to wait, at most MAX_RETRY_AFTER; `default` when it asks for nothing readable."
     try:
-        return max(0.0, float(error.headers.get("Retry-After")))
+        asked = float(error.headers.get("Retry-After"))
     except (TypeError, ValueError):
         return default
+    return default if math.isnan(asked) else min(max(0.0, asked), MAX_RETRY_AFTER)
+
+
+def _http_error(e: urllib.error.HTTPError, url: str, key: str | None) -> str:
+    "What went wrong, redacted before it is cut to 300 characters (a cut key would escape the redaction)."
+    if 300 <= e.code < 400:
+        where = _redact(str(e.headers.get("Location")), key)
+        return f"HTTP {e.code} from {url}: a redirect to {where}, not followed (it would carry the API key there)"
+    capped = _retry_after(e, 0.0) == MAX_RETRY_AFTER
+    said = f" (it asked to wait {e.headers.get('Retry-After')} s; archnb waits {MAX_RETRY_AFTER:g} s at most)"
+    return f"HTTP {e.code} from {url}: {_redact(e.read().decode(errors='replace'), key)[:300]}{said if capped else ''}"
 
 
 @patch
@@ -148,14 +214,15 @@ def attempt(
     try:
         return self.post(messages, seed), None, None
     except urllib.error.HTTPError as e:
-        body = e.read()[:300].decode(errors="replace")
         retry = _retry_after(e, None) if e.code in (429, 503) else None
         again = e.code == 429 or e.code >= 500
-        return None, f"HTTP {e.code} from {self.url}: {body}", (retry if retry is not None else -1.0) if again else None
+        return None, _http_error(e, self.url, self.key), (retry if retry is not None else -1.0) if again else None
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
         return None, f"{type(e).__name__} from {self.url}: {getattr(e, 'reason', e)}", -1.0
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return None, f"the reply from {self.url} is not JSON ({e})", None
+    except ValueError as e:
+        return None, f"{e} (from {self.url})", None
 
 # %% ../nbs/09a_providers.ipynb #92bb901c
 @patch
@@ -182,6 +249,7 @@ def ask(
 def generation(self: OpenAICompatible, reply: dict, seconds: float, queued: float) -> Generation:
     "A Generation from a chat completion, cut by the stop rule where the server ran on."
     text, finish, usage = _reply_text(reply)
+    text = _redact(text, self.key)  # a server that echoes the key in its reply does not get it into the results
     kept, cut = self.stop.cut(text)
     server = usage.get("completion_tokens") if usage else None
     tokens, source = _kept_tokens(server, text, kept, self.tokenizer) if cut else (server, "api")
@@ -218,8 +286,7 @@ def served_models(self: OpenAICompatible) -> list[str] | None:
     "The model ids the server lists, or None when it does not list them."
     url = self.url.removesuffix("/chat/completions") + "/models"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=self.headers()), timeout=self.timeout) as r:
-            data = json.loads(r.read())
+        data = json.loads(_fetch(url, None, self.headers(), self.timeout))
     except (urllib.error.URLError, OSError, ValueError):
         return None
     ids = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)] if isinstance(data, dict) else []

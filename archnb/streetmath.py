@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .questions import generate_streetmath
-from .files import atomic_write_text, hub_name, is_local, json_objects
+from .files import atomic_write_text, hub_name, is_local, json_line, json_objects
 from .scoring import FINAL_ANSWER_PATTERN, answer_complete, final_answer_end
 
 # %% auto #0
@@ -31,8 +31,8 @@ REQUIRED = ("id", "topic", "subtopic", "prompt", "exact_value")
 
 # %% ../nbs/02b_streetmath.ipynb #4403b189
 def write_jsonl(records: list[dict], path) -> Path:
-    "Write records as JSON lines through a temporary file and a rename."
-    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    "Write records as JSON lines (`json_line`: non-finite numbers as null) through a temporary file and a rename."
+    return atomic_write_text(path, "".join(json_line(r) for r in records))
 
 # %% ../nbs/02b_streetmath.ipynb #e91d9e43
 def parse_record(raw: dict, where: str) -> dict:

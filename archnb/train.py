@@ -28,7 +28,7 @@ from archnb.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from .files import atomic_write_text, no_space
+from .files import atomic_write_text, jsonl_lines, no_space, read_utf8
 from .data import TokenBatches, load_tokens, prepare_data
 from .metrics import evaluate, inference_metrics, memory_metrics, param_metrics, perf_metrics, window_loss
 from .model import ArchForCausalLM, enable_activation_checkpointing, load_converted
@@ -104,10 +104,36 @@ class ProgressBar(Callback):
         self.bar.close()
 
 # %% ../nbs/05_train.ipynb #6f80af12
+def _logged_step(line: str) -> float:
+    "The step a history line was logged at; infinite for a line cut off mid-write (so it is always set aside)."
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+
+
 class JSONLHistory(Callback):
-    "Append every logged step and evaluation to out_dir/history.jsonl."
+    "Append every logged step and evaluation to out_dir/history.jsonl; a resumed run logs each step once."
 
     order = 20
+
+    def before_fit(self, trainer):
+        "Move the lines logged after the step this run starts from (it logs them again) to history.discarded.jsonl."
+        path = Path(trainer.out_dir) / "history.jsonl" if trainer.is_main and trainer.out_dir else None
+        if path is None or not path.exists():
+            return
+        lines = [line for line in jsonl_lines(read_utf8(path)) if line.strip()]
+        later = [_logged_step(line) > trainer.step for line in lines]
+        if not any(later):
+            return
+        aside = path.with_name("history.discarded.jsonl")
+        with open(aside, "a") as f:  # appended first: if the rewrite below fails, every line is still somewhere
+            f.write("".join(line + "\n" for line, out in zip(lines, later) if out))
+        atomic_write_text(path, "".join(line + "\n" for line, out in zip(lines, later) if not out))
+        print(
+            f"history.jsonl: {sum(later)} lines logged after step {trainer.step}, where this run starts again, "
+            f"moved to {aside.name}"
+        )
 
     def _write(self, trainer, metrics):
         if trainer.is_main and trainer.out_dir:
@@ -243,9 +269,16 @@ def _checkpoint_to_resume(self: Trainer):
         return None
     where = self.out_dir if self.resume in (True, "auto") else Path(self.resume)
     ckpt = find_checkpoint(where) if where else None
-    if ckpt is None and self.resume != "auto":
+    if ckpt is None and self.resume != "auto" and not self._unsaved_run():
         raise FileNotFoundError(f"resume={self.resume!r}: no checkpoint in {where}")
     return ckpt
+
+
+@patch
+def _unsaved_run(self: Trainer) -> bool:
+    "True for a run folder with a history and no complete checkpoint (stopped before its first): resumed from step 0."
+    folder = self.out_dir if self.resume is True else None
+    return folder is not None and (folder / "history.jsonl").exists() and find_checkpoint(folder) is None
 
 
 @patch
@@ -253,6 +286,8 @@ def _fresh(self: Trainer) -> bool:
     "Whether this run starts afresh in out_dir (rather than continuing the run already there)."
     if not self.resume:
         return True
+    if self._unsaved_run():
+        return False  # the run already there, continued from step 0
     ckpt = self._checkpoint_to_resume()
     return ckpt is None or (self.out_dir is not None and Path(ckpt).resolve().parent != self.out_dir.resolve())
 

@@ -112,17 +112,26 @@ def _model_fingerprint(model) -> dict:
     return {k: v for k, v in config.items() if not k.startswith("_") and k not in drop}
 
 
-def _held_out(examples: list[dict], val_examples, seed: int) -> tuple[list[dict], list[dict]]:
-    "(training, validation) examples: the given validation set, or a seeded 5% (at least one) of the examples."
+def _example_key(example: dict) -> str:
+    return json.dumps(example.get("messages"), sort_keys=True)
+
+
+def _held_out(examples: list[dict], val_examples, seed: int) -> tuple[list[dict], list[dict], int]:
+    """(training, validation, copies): the given validation set, or a seeded 5% (at least one) of the distinct
+    examples with every copy of each (a copy left in training would make validation a test on training data);
+    `copies` counts the examples that repeat another exactly."""
+    keys = [_example_key(e) for e in examples]
+    distinct = list(dict.fromkeys(keys))
     if val_examples is not None:
-        return list(examples), list(val_examples)
-    if len(examples) < 2:
-        raise ValueError(f"{len(examples)} example(s): fine-tuning needs at least 2 (one is held out for validation)")
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    n_val = max(1, len(examples) // 20)
-    held = set(order[:n_val])
-    return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
+        return list(examples), list(val_examples), len(keys) - len(distinct)
+    if len(distinct) < 2:
+        raise ValueError(
+            f"{len(distinct)} distinct example(s): fine-tuning needs at least 2 (one is held out for validation)"
+        )
+    random.Random(seed).shuffle(distinct)  # without copies, the same draw as shuffling the examples' positions
+    held = set(distinct[: max(1, len(distinct) // 20)])
+    train = [e for e, k in zip(examples, keys) if k not in held]
+    return train, [e for e, k in zip(examples, keys) if k in held], len(keys) - len(set(keys))
 
 
 def _load_weights(model, weights: dict, adapter: bool, ckpt):
@@ -174,7 +183,12 @@ class FineTuner(Trainer):
         self.max_length, self.group_by_length, self.pack = max_length, group_by_length, pack
         if pack and not max_length:
             raise ValueError("pack=True needs max_length: the length of the sequences examples are packed into")
-        self.train_examples, self.val_examples = _held_out(examples, val_examples, train_config.seed)
+        self.train_examples, self.val_examples, copies = _held_out(examples, val_examples, train_config.seed)
+        if copies:
+            print(
+                f"{copies} of {len(examples)} examples repeat another exactly: each is held out or trained on "
+                "with its copies"
+            )
 
     def _build(self, device):
         "The model to train (LoRA and freezing applied), its optimizer, and the resumed state (or a fresh start)."

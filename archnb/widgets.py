@@ -49,7 +49,10 @@ class Shown:
 
     def _repr_mimebundle_(self, **kwargs):
         # a mime bundle, not a display() call: a headless runner (nbdev_test) then records it instead of printing it
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        # JupyterLab draws a saved widget only in a trusted notebook; untrusted, this line is what a reader sees
+        bundle["text/plain"] = f"{type(self).__name__}: run this cell, or trust the notebook, to see the widget"
+        return bundle
 
 
 def png_bytes(fig) -> bytes:
@@ -359,7 +362,8 @@ class TrainView(Callback, Shown):
         if self.train:
             steps, losses = zip(*self.train)
             ax.plot(steps, losses, color="tab:blue", alpha=0.25, lw=0.8)
-            ax.plot(steps, smoothed(list(losses)), color="tab:blue", lw=1.5, label="training (smoothed)")
+            few = {"marker": "o", "ms": 4} if len(steps) < 10 else {}  # a line of one or two points shows nothing
+            ax.plot(steps, smoothed(list(losses)), color="tab:blue", lw=1.5, label="training (smoothed)", **few)
         if self.val:
             ax.plot(*zip(*self.val), "o-", color="tab:orange", label="validation")
         ax.set(xlabel="step", ylabel="loss (nats/token)")

@@ -168,7 +168,8 @@ def test_notebook_recorder_runs_what_the_tests_run_and_leaves_a_failed_notebook_
         '#| slow\nprint("slow cell ran")',
         "import sys\nfrom tqdm.auto import tqdm\n\nfor _ in tqdm(range(3), desc='bar', disable=False):\n    pass\n"
         "print('a warning', file=sys.stderr)",
-        stored={2: kept},
+        "quiet = 1  # shows nothing now; its stored output is from an older run",
+        stored={2: kept, 6: [{"name": "stderr", "output_type": "stream", "text": ["stale warning\n"]}]},
         tags={0: ["parameters"]},
     )
     recorder = [sys.executable, str(repo / "tools" / "record_notebook.py")]
@@ -185,6 +186,7 @@ def test_notebook_recorder_runs_what_the_tests_run_and_leaves_a_failed_notebook_
         assert "".join(cells[0]["source"]) == "# the size\nFULL = False"  # the saved size is the one the tests run
         assert cells[0]["metadata"] == {"tags": ["parameters"]}
         assert [(o["name"], "".join(o["text"])) for o in cells[5]["outputs"]] == [("stderr", "a warning\n")]  # no bar
+        assert cells[6]["outputs"] == []  # a cell that ran keeps only what it showed this time
     shows = write_notebook(
         tmp_path / "shows.ipynb",
         "import ipywidgets as W\n\nW.IntSlider(value=7)",

@@ -33,6 +33,14 @@ def skipped(cell, flags: set[str]) -> bool:
     return directives.get("eval:", [""])[0].lower() == "false" or bool(flags & directives.keys())
 
 
+def skipped_or_cleared(cell, flags: set[str]) -> bool:
+    "execnb's preproc: True skips the cell; a cell that runs starts empty (execnb keeps old outputs if it shows none)."
+    if skipped(cell, flags):
+        return True
+    cell.outputs = []
+    return False
+
+
 def parameters_cell(nb, path: Path):
     "The notebook's one cell tagged `parameters` (it must set FULL), or None when it has none (a study of one size)."
     tagged = [c for c in nb.cells if "parameters" in (c.get("metadata") or {}).get("tags", [])]
@@ -100,7 +108,7 @@ def record(path: Path, full: bool) -> str:
     if parameters and full:
         parameters.source = f"{written}\nFULL = True  # tools/record_notebook.py: the full size"
     try:
-        shell.run_all(nb, exc_stop=True, preproc=lambda cell: skipped(cell, flags))
+        shell.run_all(nb, exc_stop=True, preproc=lambda cell: skipped_or_cleared(cell, flags))
     finally:
         if parameters:
             parameters.source = written  # the saved notebook keeps the size the tests run
