@@ -81,8 +81,9 @@ def save_checkpoint(out_dir, model, optimizer, state: dict, tokenizer=None, keep
         os.replace(tmp, final)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError):
-            raise no_space(e, final, "the earlier checkpoints are intact") from None
+        said = no_space(e, final, "the earlier checkpoints are intact")
+        if said is not e:
+            raise said from None
         raise
     finally:
         if bars_on:

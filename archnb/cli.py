@@ -21,6 +21,7 @@ from archnb.cli_streetmath import (
     command_generator,
     command_samples,
     command_settings,
+    count_arg,
     decoding_arguments,
     layerwise_options,
     model_arguments,
@@ -94,7 +95,7 @@ def _bench_options(p):
     p.add_argument("--ctx", type=int, default=None, help="context length (default: the preset's block_size)")
     p.add_argument("--vocab", type=int, default=None, help="vocabulary size (default: the preset's)")
     p.add_argument("--dropout", type=float, default=None, help="dropout (default: the preset's)")
-    p.add_argument("--steps", type=int, default=3, help="training steps per timed round (default: 3)")
+    p.add_argument("--steps", type=count_arg, default=3, help="training steps per timed round (default: 3)")
     p.add_argument("--rounds", type=int, default=5, help="timed rounds; the median is kept (default: 5)")
     p.add_argument(
         "--precision",
@@ -247,7 +248,7 @@ def _demo_options(p):
     p.add_argument(
         "--out", default="runs/demo", metavar="DIR", help="where the runs, plots and report go (default: runs/demo)"
     )
-    p.add_argument("--steps", type=int, default=150, help="training steps per run (default: 150)")
+    p.add_argument("--steps", type=count_arg, default=150, help="training steps per run (default: 150)")
     p.add_argument(
         "--seeds",
         type=int,

@@ -13,12 +13,14 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from .files import hub_name, read_utf8
+
 # %% auto #0
-__all__ = ['STREETMATH_ACTIONS', 'pick_options', 'add_switches', 'prompt_arguments', 'decoding_arguments', 'question_arguments',
-           'model_arguments', 'placement_arguments', 'server_arguments', 'streetmath_options', 'rescore_options',
-           'table_options', 'compare_options', 'streetmath_action_options', 'default_output', 'command_settings',
-           'command_samples', 'command_generator', 'streetmath_command', 'rescore_command', 'table_command',
-           'compare_command', 'layerwise_command', 'layerwise_options']
+__all__ = ['STREETMATH_ACTIONS', 'pick_options', 'count_arg', 'add_switches', 'prompt_arguments', 'decoding_arguments',
+           'question_arguments', 'model_arguments', 'placement_arguments', 'server_arguments', 'streetmath_options',
+           'rescore_options', 'table_options', 'compare_options', 'streetmath_action_options', 'default_output',
+           'command_settings', 'command_samples', 'command_generator', 'streetmath_command', 'rescore_command',
+           'table_command', 'compare_command', 'layerwise_command', 'layerwise_options']
 
 # %% ../nbs/11a_cli_streetmath.ipynb #1b114670
 def pick_options(args, names: str) -> dict:
@@ -30,6 +32,17 @@ def _number(text: str):
     "A number from the command line: a whole number stays an int."
     value = float(text)
     return int(value) if value.is_integer() else value
+
+
+def count_arg(text: str) -> int:
+    "An argparse type: a whole number of at least 1; anything else is argparse's one-line error, naming the flag."
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1")
+    return value
 
 
 def add_switches(group, helps: dict):
@@ -266,7 +279,7 @@ def _record_arguments(p):
 def _window_arguments(g):
     "How the layerwise pass reads each prompt: the reference's --layerwise-* window flags."
     g.add_argument(
-        "--layerwise-max-tokens", type=int, default=256, metavar="N", help="truncate prompts to N tokens (256)"
+        "--layerwise-max-tokens", type=count_arg, default=256, metavar="N", help="truncate prompts to N tokens (256)"
     )
     g.add_argument(
         "--layerwise-token-strategy",
@@ -435,7 +448,7 @@ def command_settings(args):
         no_tools=args.no_tools,
         system=not args.no_system,
         custom_system=args.custom_system,
-        template=Path(path).read_text(encoding="utf-8") if path else None,
+        template=read_utf8(path) if path else None,
         template_name=path,
         temperature=args.temperature,
         top_p=args.top_p,
@@ -486,7 +499,8 @@ def _server_generator(args, settings):
     if args.tokenizer:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(args.tokenizer)
+        local = Path(args.tokenizer).exists()  # a missing folder is said as one, not as a bad Hub repo id
+        tok = AutoTokenizer.from_pretrained(args.tokenizer if local else hub_name(args.tokenizer, "--tokenizer"))
     connection = pick_options(args, "base_url provider concurrency retries timeout")
     server = OpenAICompatible.from_settings(settings, model=args.model, api_key=key, tokenizer=tok, **connection)
     return server.check_model()

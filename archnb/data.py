@@ -174,9 +174,22 @@ def save_tokenizer(tok: Tokenizer, path) -> Path:
     return atomic_write_text(path, tok.to_str())
 
 
+def _damaged_or(read, path, *args, **kw):
+    "read(path, ...), or a ValueError naming the file that cannot be read and what to do (it is damaged or cut short)."
+    try:
+        return read(str(path), *args, **kw)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # numpy, tokenizers and json each raise their own kinds for a cut-off file
+        raise ValueError(
+            f"{path} cannot be read ({type(e).__name__}: {str(e)[:200]}): it is damaged or cut short; delete its data "
+            "folder to prepare it again"
+        ) from None
+
+
 def hf_tokenizer(tok_or_path) -> PreTrainedTokenizerFast:
     "A transformers fast tokenizer from a `tokenizers` Tokenizer or a tokenizer.json, with the special roles set."
-    obj = tok_or_path if isinstance(tok_or_path, Tokenizer) else Tokenizer.from_file(str(tok_or_path))
+    obj = tok_or_path if isinstance(tok_or_path, Tokenizer) else _damaged_or(Tokenizer.from_file, tok_or_path)
     return PreTrainedTokenizerFast(tokenizer_object=obj, **ROLE_TOKENS, additional_special_tokens=SPECIAL_TOKENS[5:])
 
 # %% ../nbs/03_data.ipynb #e9a936c2
@@ -242,7 +255,7 @@ def write_token_files(
 
 def load_tokens(data_dir, part: str = "train") -> np.ndarray:
     "A token file, memory-mapped (nothing is read until used)."
-    return np.load(Path(data_dir) / f"{part}.npy", mmap_mode="r")
+    return _damaged_or(np.load, Path(data_dir) / f"{part}.npy", mmap_mode="r")
 
 # %% ../nbs/03_data.ipynb #a11e0b81
 class TokenBatches:
@@ -301,7 +314,7 @@ def prepare_data(
         data_dir, "prepare", wait=3600
     ):  # concurrent trials sharing a cache: one prepares, the others wait, then reuse
         if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
+            meta = _damaged_or(lambda p: json.loads(Path(p).read_text()), meta_path)
         else:
             docs = load_corpus(corpus, n_docs=n_docs, seed=seed)
             tok = bytes_tokenizer() if tokenizer == "bytes" else train_bpe(docs, vocab_size, progress=progress)

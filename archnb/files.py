@@ -23,11 +23,13 @@ __all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_fi
 _all_ = ["no_space", "folder_bytes"]  # helpers that other modules use: public, defined below
 
 # %% ../nbs/000_files.ipynb #6f708192
-def no_space(e: OSError, path, intact: str = "the file is unchanged") -> OSError:
-    "The error to raise when a write ran out of space (or quota): it names the path and what is intact."
-    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+def no_space(e: BaseException, path, intact: str = "the file is unchanged") -> BaseException:
+    "The error to raise when a write ran out of space (or quota): it names the path and what is intact; else `e`."
+    # safetensors and others raise their own error types for a full disk, with the system's message inside
+    full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e)
+    if not full:
         return e
-    return OSError(e.errno, f"no space left on device writing {path}: {intact}")
+    return OSError(getattr(e, "errno", None) or errno.ENOSPC, f"no space left on device writing {path}: {intact}")
 
 # %% ../nbs/000_files.ipynb #d8ee9634
 def atomic_write(path, write) -> Path:

@@ -243,6 +243,8 @@ def heal(
 ) -> dict:
     "Fine-tune into out_dir, ask StreetMath (if questions are set), merge into merge_dir (if given); the metrics."
     out_dir = Path(out_dir)
+    if merge_dir is not None and Path(merge_dir).exists():  # found now, not after the training it would waste
+        raise FileExistsError(f"{merge_dir} already exists: the merged model goes to a new folder; nothing was trained")
     tuner = build_finetune(experiment, out_dir, resume=resume, progress=progress, callbacks=callbacks)
     metrics = tuner.fit()
     if metrics["status"] == "diverged":

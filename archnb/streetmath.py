@@ -42,6 +42,8 @@ def parse_record(raw: dict, where: str) -> dict:
         raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
     if isinstance(raw["id"], bool) or not isinstance(raw["id"], (str, int)):
         raise ValueError(f"{where}: id={raw['id']!r} must be text or a whole number")
+    if not isinstance(raw["prompt"], str) or not raw["prompt"].strip():
+        raise ValueError(f"{where}: prompt={raw['prompt']!r} must be the question's text")
     try:
         value = float(str(raw["exact_value"]).replace(",", "").replace("$", ""))
     except ValueError:

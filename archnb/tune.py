@@ -18,6 +18,7 @@ from .runtime import autocast, make_adamw
 from .config import ConfigError, TrainConfig, check_budget
 from .checkpoint import read_run_state
 from .data import PackedSFTBatches, SFTBatches, pad_id, sft_rows
+from .files import no_space
 from .train import EVAL_BATCH_SIZE, Trainer
 
 # %% auto #0
@@ -99,8 +100,11 @@ def merge_lora(model, out_dir, tokenizer=None) -> Path:
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         tmp.rename(out)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        said = no_space(e, out, "nothing was written there")
+        if said is not e:
+            raise said from None
         raise
     return out
 
@@ -215,11 +219,22 @@ class FineTuner(Trainer):
         _load_weights(self.model, weights, adapter, ckpt)
         return self._resume_state(optim, state, ckpt)
 
+    def _check_fits(self, rows: list[dict], ids: list):
+        "Refuse, before any step, examples longer than the model's context (unless max_length cuts every example)."
+        context = getattr(self.base.config, "max_position_embeddings", None)
+        long = [(i, len(r["input_ids"])) for i, r in zip(ids, rows) if context and len(r["input_ids"]) > context]
+        if long and not self.max_length:
+            raise ValueError(
+                f"{len(long)} example(s) longer than the model's context of {context:,} tokens (the first: "
+                f"{long[0][0]!r}, {long[0][1]:,} tokens): pass max_length (--max-length) to cut them, or remove them"
+            )
+
     def _make_batches(self, global_batch: int):
         "Padded batches of examples with the loss on the replies; validation on the held-out examples."
         pad = pad_id(self.tokenizer)
         names = lambda examples: [e.get("id", k) for k, e in enumerate(examples)]
         train, val = sft_rows(self.tokenizer, self.train_examples), sft_rows(self.tokenizer, self.val_examples)
+        self._check_fits(train + val, names(self.train_examples) + names(self.val_examples))
         if self.pack:
             self.train_batches = PackedSFTBatches(
                 train, global_batch, pad, self.max_length, self.t.seed, names(self.train_examples)

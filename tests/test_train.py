@@ -46,6 +46,8 @@ def assert_resumed_like_straight(tmp_path, weights: str, killed_at: int):
     assert ma["train/loss"] == mb["train/loss"] and ma["val/loss"] == mb["val/loss"]
     state = json.loads((tmp_path / "killed" / weights).with_name("training_state.json").read_text())
     assert state["resumed"][0]["at_step"] == killed_at
+    logged = lambda d: [(r["step"], sorted(r)) for r in map(json.loads, (tmp_path / d / "history.jsonl").open())]
+    assert logged("killed") == logged("straight")  # each step logged once, train and validation rows alike
 
 
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
