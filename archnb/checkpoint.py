@@ -20,7 +20,7 @@ from transformers.utils import logging as hf_logging
 
 from .config import ArchConfig
 from .data import hf_tokenizer
-from .files import FolderLock, atomic_write_text, folder_bytes, no_space, sha256_file
+from .files import FolderLock, atomic_write_text, folder_bytes, raise_no_space, sha256_file
 
 # %% auto #0
 __all__ = ['save_checkpoint', 'damaged_files', 'find_checkpoint', 'intact_before', 'check_training_state', 'read_run_state',
@@ -56,6 +56,14 @@ def restore_rng(state: dict):
 CHECKSUMS = "checksums.json"
 
 
+def _guarded(path: Path, read):
+    "read(path), or an error naming the file."
+    try:
+        return read(path)
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable archnb checkpoint file ({type(e).__name__}: {e})") from None
+
+
 def _record_checksums(folder: Path):
     sums = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != CHECKSUMS}
     (folder / CHECKSUMS).write_text(json.dumps(sums, indent=1) + "\n")
@@ -81,10 +89,7 @@ def save_checkpoint(out_dir, model, optimizer, state: dict, tokenizer=None, keep
         os.replace(tmp, final)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        said = no_space(e, final, "the earlier checkpoints are intact")
-        if said is not e:
-            raise said from None
-        raise
+        raise_no_space(e, final, "the earlier checkpoints are intact")
     finally:
         if bars_on:
             hf_logging.enable_progress_bar()
@@ -99,7 +104,9 @@ def damaged_files(ckpt) -> list[str]:
     ckpt = Path(ckpt)
     if not (ckpt / CHECKSUMS).exists():
         return []  # written before checksums were recorded: nothing to compare
-    sums = json.loads((ckpt / CHECKSUMS).read_text())
+    sums = _guarded(ckpt / CHECKSUMS, lambda f: json.loads(f.read_text()))
+    if not isinstance(sums, dict):
+        raise ValueError(f"{ckpt / CHECKSUMS}: must hold a JSON object of file name -> sha256, as archnb writes it")
     return [name for name, digest in sums.items() if not (ckpt / name).is_file() or sha256_file(ckpt / name) != digest]
 
 # %% ../nbs/04a_checkpoint.ipynb #a2950614
@@ -158,14 +165,6 @@ def _refuse_damaged(ckpt: Path):
             f"{ckpt / damaged[0]} is damaged: its bytes differ from the checksum recorded when it was written"
             f"{' (also ' + ', '.join(damaged[1:]) + ')' if damaged[1:] else ''}{offer}"
         )
-
-
-def _guarded(path: Path, read):
-    "read(path), or an error naming the file."
-    try:
-        return read(path)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable archnb checkpoint file ({type(e).__name__}: {e})") from None
 
 
 def read_run_state(ckpt, weights_file: str = "model.safetensors") -> tuple[dict, dict, dict]:

@@ -154,7 +154,15 @@ def train_command(args) -> int:
     preset = load_preset(args.preset, **merge_options(parse_settings(args.set), train_overrides))
     out = Path(args.out or Path("runs") / preset.name)
     data_dir = Path(args.data_dir) if args.data_dir else out / "data"
-    prepare_data(args.corpus, data_dir, preset.arch.vocab_size, args.tokenizer, args.n_docs, preset.train.seed)
+    prepare_data(
+        args.corpus,
+        data_dir,
+        preset.arch.vocab_size,
+        args.tokenizer,
+        args.n_docs,
+        preset.train.seed,
+        progress=not args.no_progress,
+    )
     callbacks = ([TensorBoard()] if args.tensorboard else []) + (
         [EarlyStop(args.early_stop)] if args.early_stop else []
     )

@@ -631,31 +631,43 @@ def compare_command(args) -> int:
 
 # %% ../nbs/11a_cli_streetmath.ipynb #4c7b1e91
 def layerwise_command(args) -> int:
-    "Layerwise metrics of the chosen questions' prompts, filed as the reference files them; print the thirds."
-    from archnb.layerwise import LayerwiseFiles, layerwise_metrics, reference_layerwise_means, summarise_layerwise
-    from archnb.layerwise import thirds_table, write_averaged
+    "Layerwise metrics of the chosen questions' prompts, filed as they come as the reference files them; print thirds."
+    from archnb.layerwise import LayerwiseFiles, iter_layerwise_metrics, layerwise_lock, read_layerwise
+    from archnb.layerwise import reference_layerwise_means, summarise_layerwise, thirds_table, write_averaged
 
     if args.provider != "transformers":
         raise ValueError("archnb layerwise needs the model's hidden states: only --provider transformers has them")
+    if args.resume and args.layerwise_summary_only:
+        raise ValueError("--resume continues per-prompt lines, and --layerwise-summary-only writes none: drop one")
     settings = command_settings(args)
     samples = command_samples(args, settings)
-    files = LayerwiseFiles(args.output, args.every, args.resume)
-    todo = [s for s in samples if str(s["id"]) not in files.done]
-    model, tok, _ = _local_model(args)
-    prompts = [settings.messages(s) for s in todo]
-    reference, progress = settings.protocol == "reference", not args.no_progress
-    payloads = layerwise_metrics(
-        model, tok, prompts, batch_size=args.batch_size, reference=reference, progress=progress, **_window_options(args)
-    )
-    if args.layerwise_summary_only:
-        files.write_summary(reference_layerwise_means(payloads))
-    for sample, payload in zip(todo, [] if args.layerwise_summary_only else payloads):
-        files.add(sample["id"], payload)
-    summary = summarise_layerwise(payloads, model=args.model)
-    print(f"{len(payloads)} prompts measured, {len(samples) - len(todo)} already filed; files: {files.paths()[-1]}")
-    if args.averaged:
-        print(f"averaged: {write_averaged(summary, args.averaged)}")
-    print(thirds_table({args.model: summary}).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    with layerwise_lock(args.output):  # one writer per set of files, as for results files
+        files = LayerwiseFiles(args.output, args.every, args.resume)
+        filed = read_layerwise(*files.paths())
+        todo = [s for s in samples if str(s["id"]) not in files.done]
+        model, tok, _ = _local_model(args)
+        measured = iter_layerwise_metrics(
+            model,
+            tok,
+            [settings.messages(s) for s in todo],
+            batch_size=args.batch_size,
+            reference=settings.protocol == "reference",
+            progress=not args.no_progress,
+            **_window_options(args),
+        )
+        payloads = []
+        for i, payload in measured:
+            payloads.append(payload)
+            if not args.layerwise_summary_only:  # filed at once: a stopped study keeps what it measured
+                files.add(todo[i]["id"], payload)
+        if args.layerwise_summary_only:
+            files.write_summary(reference_layerwise_means(payloads))
+        earlier = [filed[str(s["id"])] for s in samples if str(s["id"]) in filed and s not in todo]
+        summary = summarise_layerwise(earlier + payloads, model=args.model)
+        print(f"{len(payloads)} prompts measured, {len(earlier)} already filed; files: {files.paths()[-1]}")
+        if args.averaged:
+            print(f"averaged: {write_averaged(summary, args.averaged)}")
+        print(thirds_table({args.model: summary}).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
 
 
@@ -673,7 +685,7 @@ def layerwise_options(p):
         g,
         {
             "--layerwise-summary-only": "write only the per-layer means",
-            "--resume": "continue the files, measuring only questions not yet in them",
+            "--resume": "continue the files (each prompt is filed as it is measured), measuring only the rest",
             "--no-progress": "no progress bar",
         },
     )

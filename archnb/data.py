@@ -223,8 +223,10 @@ def write_token_files(
     seed: int = 0,
     name: str = "corpus",
     progress: bool = True,
+    recorded: dict | None = None,
 ) -> dict:
-    "`docs` encoded into out_dir/train.npy and val.npy (split by document), tokenizer.json and meta.json; the meta."
+    "`docs` encoded into out_dir/train.npy and val.npy (split by document), tokenizer.json and meta.json (with the"
+    "`recorded` fields: what the files were prepared for); the meta."
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction={val_fraction} must be in (0, 1)")
     if len(docs) < 2:
@@ -243,6 +245,7 @@ def write_token_files(
         "pad_id": tok.token_to_id("<pad>"),
         "seed": seed,
         "val_fraction": val_fraction,
+        **(recorded or {}),
     }
     for part, part_docs in split.items():
         arr = encode_docs(tok, part_docs, progress=progress)
@@ -291,13 +294,6 @@ class TokenBatches:
             i += 1
 
 # %% ../nbs/03_data.ipynb #f8096e3a
-def _record_request(meta_path: Path, meta: dict, tokenizer: str, n_docs: int | None) -> dict:
-    "The meta with what the token files were prepared for (the tokenizer kind, the documents asked for), rewritten."
-    meta = meta | {"tokenizer": tokenizer, "n_docs": n_docs}
-    atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
-    return meta
-
-
 def prepare_data(
     corpus: str,
     data_dir,
@@ -318,8 +314,8 @@ def prepare_data(
         else:
             docs = load_corpus(corpus, n_docs=n_docs, seed=seed)
             tok = bytes_tokenizer() if tokenizer == "bytes" else train_bpe(docs, vocab_size, progress=progress)
-            meta = write_token_files(docs, tok, data_dir, seed=seed, name=corpus, progress=progress)
-            meta = _record_request(meta_path, meta, tokenizer, n_docs)
+            asked = {"tokenizer": tokenizer, "n_docs": n_docs}
+            meta = write_token_files(docs, tok, data_dir, seed=seed, name=corpus, progress=progress, recorded=asked)
     asked = {"name": corpus, "tokenizer": tokenizer} | ({"n_docs": n_docs} if n_docs is not None else {})
     differ = [f"{k}={meta[k]!r} (this run asks for {v!r})" for k, v in asked.items() if k in meta and meta[k] != v]
     if differ:

@@ -233,7 +233,8 @@ def to_answer(samples: list[dict], prior: dict, resume_errors: bool) -> list[int
 
 # %% ../nbs/09b_evaluate.ipynb #055c1c22
 def _error_kind(error: str) -> str:
-    return error.split(" from ")[0].split(":")[0].strip()
+    "An error's kind: its text before the address and any details (`HTTP 429`, `TimeoutError`)."
+    return error.split(" from ")[0].split(" (from ")[0].split(":")[0].strip()
 
 
 def summarise_run(records: list[dict], run: dict, seconds: float, asked: int) -> dict:
@@ -262,6 +263,7 @@ def summarise_run(records: list[dict], run: dict, seconds: float, asked: int) ->
         "seconds": round(seconds, 2),
         "questions_per_s": asked / seconds if seconds and asked else None,
         "settings": run["defining"],
+        **({"max_reply_bytes": run["max_reply_bytes"]} if run.get("max_reply_bytes") else {}),
     }
 
 # %% ../nbs/09b_evaluate.ipynb #e130ce46
@@ -332,6 +334,7 @@ def run_description(gen, settings: StreetMathSettings, run_info: dict | None = N
     "What a run records: model, provider, protocol, decoding, annotations, and the settings that define its results."
     info = dict(run_info or {})
     notes = {k: info.pop(k, None) for k in ("arch", "model_params", "active_params")}
+    notes["max_reply_bytes"] = getattr(gen, "max_reply_bytes", None)  # a server's reply cap
     defining = {"model": gen.name, "provider": gen.provider, **settings.as_dict(), **info}
     return {
         "model": gen.name,

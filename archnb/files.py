@@ -17,19 +17,35 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'read_utf8', 'strict_json', 'jsonl_lines',
-           'json_objects', 'json_line', 'is_local', 'hub_name', 'InUseError', 'FolderLock', 'no_space', 'folder_bytes']
+           'json_objects', 'json_line', 'is_local', 'hub_name', 'InUseError', 'FolderLock', 'no_space',
+           'raise_no_space', 'folder_bytes']
 
 # %% ../nbs/000_files.ipynb #58666596
-_all_ = ["no_space", "folder_bytes"]  # helpers that other modules use: public, defined below
+_all_ = ["no_space", "raise_no_space", "folder_bytes"]  # helpers that other modules use: public, defined below
 
 # %% ../nbs/000_files.ipynb #6f708192
+# torch.save's writers hide the system's error behind these (zip writer; file stream for large tensors)
+_TORCH_WRITER_FAILED = ("file write failed", "unexpected pos", "iostream error")
+
+
 def no_space(e: BaseException, path, intact: str = "the file is unchanged") -> BaseException:
     "The error to raise when a write ran out of space (or quota): it names the path and what is intact; else `e`."
     # safetensors and others raise their own error types for a full disk, with the system's message inside
-    full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e)
-    if not full:
-        return e
-    return OSError(getattr(e, "errno", None) or errno.ENOSPC, f"no space left on device writing {path}: {intact}")
+    text = str(e)
+    if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in text:
+        return OSError(getattr(e, "errno", None) or errno.ENOSPC, f"no space left on device writing {path}: {intact}")
+    if isinstance(e, RuntimeError) and any(m in text for m in _TORCH_WRITER_FAILED):
+        said = text.strip().splitlines()[-1][:120]
+        return OSError(errno.EIO, f"writing {path} failed (torch: {said}), as a full disk makes it: {intact}")
+    return e
+
+
+def raise_no_space(e: BaseException, path, intact: str):
+    "Inside `except`: raise the one-line error when `e` is a full disk, else raise `e` as it was."
+    said = no_space(e, path, intact)
+    if said is not e:
+        raise said from None
+    raise e
 
 # %% ../nbs/000_files.ipynb #d8ee9634
 def atomic_write(path, write) -> Path:

@@ -27,7 +27,7 @@ from .config import TRAIN_FIELDS, ConfigError, TrainConfig, check_value
 from .data import IGNORE_INDEX, SFTBatches, load_sft, pad_id, sft_rows, streetmath_sft
 from .evaluate import evaluate_streetmath
 from .experiment import record_run
-from .files import atomic_write_text, json_line, json_objects, jsonl_lines
+from .files import FolderLock, atomic_write_text, json_line, json_objects, jsonl_lines
 from .hf import DTYPE_CHOICES, LAYER_SELECTIONS, load_causal_lm
 from .runtime import PeakMemory, resolve_device
 from .scoring import JUDGEMENTS
@@ -281,39 +281,22 @@ def sample_sft(
     run_info: dict | None = None,
 ) -> dict:
     "Rejection sampling: k sampled replies per question, judged; the kept ones, deduplicated, as fine-tuning examples."
-    from dataclasses import replace
-
     settings = settings or StreetMathSettings()
     if not isinstance(k, int) or k < 1 or (k > 1 and not settings.temperature):
         raise ValueError(f"k={k!r} must be a whole number of at least 1, and k > 1 needs a temperature above 0")
     if unknown := sorted(set(keep) - set(JUDGEMENTS)):
         raise ValueError(f"keep={unknown} are not judgements; the judgements are {', '.join(JUDGEMENTS)}")
     output = Path(output)
-    if output.exists() and not resume:
-        raise FileExistsError(f"{output} already exists: pass resume=True (--resume) to continue, or another output")
     questions = questions if questions is not None else load_streetmath("generated", split="train")
-    by_id, records, replies = {str(q["id"]): q for q in questions}, [], []
-    for j in range(1, k + 1):
-        replies.append(output.with_name(f"{output.name}.replies-s{j}.jsonl"))
-        copies = [dict(q, id=f"{q['id']}#s{j}") for q in questions]
-        seeded = replace(settings, seed=settings.seed + j - 1)
-        records += evaluate_streetmath(
-            model,
-            tokenizer,
-            copies,
-            seeded,
-            batch_size,
-            output=replies[-1],
-            resume=resume,
-            progress=progress,
-            run_info=run_info,
-        )["records"]
-    examples, repeats = _kept_examples(records, by_id, settings, keep, reading)
-    # a resumed run adds to the examples already there and never drops one (a smaller --limit selects, not rewrites)
-    before = [e for _, e in json_objects(output)] if resume and output.exists() else []
-    examples = before + [e for e in examples if e not in before]
-    if len(examples) > len(before) or not output.exists():
-        atomic_write_text(output, "".join(json_line(e) for e in examples))
+    with FolderLock.for_file(output):  # one writer per examples file, as for results files
+        if output.exists() and not resume:
+            raise FileExistsError(
+                f"{output} already exists: pass resume=True (--resume) to continue, or another output"
+            )
+        sampling = dict(batch_size=batch_size, resume=resume, progress=progress, run_info=run_info)
+        records, replies = _sampled_replies(model, tokenizer, questions, k, settings, output, **sampling)
+        examples, repeats = _kept_examples(records, {str(q["id"]): q for q in questions}, settings, keep, reading)
+        examples = _added_examples(output, examples, resume)
     field = "judgement" if reading == "reference" else "archnb_judgement"
     judged = Counter(r.get(field) for r in records if not r.get("error"))
     return {
@@ -324,6 +307,28 @@ def sample_sft(
         "output": output,
         "replies": replies,
     }
+
+
+def _sampled_replies(model, tokenizer, questions, k: int, settings, output: Path, **evaluation) -> tuple[list, list]:
+    "k seeded evaluations of the questions, each into its own replies file beside `output`: (records, replies files)."
+    from dataclasses import replace
+
+    records, replies = [], []
+    for j in range(1, k + 1):
+        replies.append(output.with_name(f"{output.name}.replies-s{j}.jsonl"))
+        copies = [dict(q, id=f"{q['id']}#s{j}") for q in questions]
+        seeded = replace(settings, seed=settings.seed + j - 1)
+        records += evaluate_streetmath(model, tokenizer, copies, seeded, output=replies[-1], **evaluation)["records"]
+    return records, replies
+
+
+def _added_examples(output: Path, examples: list[dict], resume: bool) -> list[dict]:
+    "The examples file's examples after adding these: a resumed run never drops one (a smaller --limit selects)."
+    before = [e for _, e in json_objects(output)] if resume and output.exists() else []
+    examples = before + [e for e in examples if e not in before]
+    if len(examples) > len(before) or not output.exists():
+        atomic_write_text(output, "".join(json_line(e) for e in examples))
+    return examples
 
 
 def _kept_examples(records, by_id: dict, settings, keep, reading: str) -> tuple[list[dict], int]:

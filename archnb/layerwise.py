@@ -13,14 +13,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .files import atomic_write_text, jsonl_lines, no_space, read_utf8
+from .files import FolderLock, atomic_write_text, jsonl_lines, no_space, read_utf8
 from .streetmath import prompt_text
 from .plots import finish, new_figure, log_scale_if_wide, new_panels
 
 # %% auto #0
-__all__ = ['METRICS', 'layer_metrics', 'between_layers', 'prompt_tokens', 'right_padded', 'hidden_states', 'layerwise_metrics',
-           'LayerwiseFiles', 'read_layerwise', 'summarise_layerwise', 'reference_layerwise_means', 'write_averaged',
-           'thirds', 'thirds_table', 'plot_layerwise', 'zscore_heatmap', 'compare_prompt_sets', 'LayerwiseRecorder']
+__all__ = ['METRICS', 'layer_metrics', 'between_layers', 'prompt_tokens', 'right_padded', 'hidden_states',
+           'iter_layerwise_metrics', 'layerwise_metrics', 'layerwise_lock', 'LayerwiseFiles', 'read_layerwise',
+           'summarise_layerwise', 'reference_layerwise_means', 'write_averaged', 'thirds', 'thirds_table',
+           'plot_layerwise', 'zscore_heatmap', 'compare_prompt_sets', 'LayerwiseRecorder']
 
 # %% ../nbs/09c_layerwise.ipynb #7a1c0e07
 METRICS = (
@@ -160,43 +161,66 @@ def _payload(layers: list[np.ndarray], layerwise_max_tokens: int, strategy: str,
     return payload | between_layers(means, want)
 
 
-def layerwise_metrics(
+def iter_layerwise_metrics(
     model,
     tokenizer,
     prompts: list,
+    *,
     layerwise_max_tokens: int = 256,
     token_strategy: str = "last",
     seed: int | None = None,
     metrics=None,
     batch_size: int = 8,
+    chunk_size: int | None = None,
     reference: bool = True,
     progress: bool = True,
-) -> list[dict]:
-    "The reference's layerwise payload of each prompt (a text, or chat messages), one forward pass each, batched."
+):
+    "Yield (index, payload) in prompt order, `chunk_size` prompts (4 batches) at a time, so each can be filed at once."
     from tqdm.auto import tqdm
 
     unknown = sorted(set(metrics or ()) - set(METRICS))
     if unknown:
         raise ValueError(f"metrics={unknown} are not layerwise metrics; known: {', '.join(METRICS)}")
     _token_window(1, layerwise_max_tokens, token_strategy, None)  # the strategy is checked before any forward pass
-    rows = [prompt_tokens(tokenizer, p, layerwise_max_tokens, reference) for p in prompts]
-    out = [None] * len(rows)
-    states = hidden_states(model, rows, batch_size)
-    for i, layers in tqdm(states, total=len(rows), desc="layerwise", disable=not progress):
-        out[i] = _payload(layers, layerwise_max_tokens, token_strategy, seed, metrics)
-    return out
+    chunk_size = chunk_size or 4 * batch_size
+    with tqdm(total=len(prompts), desc="layerwise", disable=not progress) as bar:
+        for start in range(0, len(prompts), chunk_size):
+            chunk = prompts[start : start + chunk_size]
+            rows = [prompt_tokens(tokenizer, p, layerwise_max_tokens, reference) for p in chunk]
+            out = [None] * len(rows)
+            for i, layers in hidden_states(model, rows, batch_size):
+                out[i] = _payload(layers, layerwise_max_tokens, token_strategy, seed, metrics)
+                bar.update()
+            yield from enumerate(out, start)
+
+
+def layerwise_metrics(model, tokenizer, prompts: list, **options) -> list[dict]:
+    "The reference's layerwise payload of each prompt (a text, or chat messages); options of `iter_layerwise_metrics`."
+    return [payload for _, payload in iter_layerwise_metrics(model, tokenizer, prompts, **options)]
+
 
 # %% ../nbs/09c_layerwise.ipynb #7a1c0e24
 _SEQUENCED = re.compile(r"^(?P<name>.*)_(?P<seq>\d{3})$")
+
+
+def _set_name(path) -> tuple[Path, str, str]:
+    "(folder, name, suffix) of a set of rotating files, from its name or any one file's (`run_003.jsonl` is `run`)."
+    path = Path(str(path).removesuffix(".gz"))
+    stem = _SEQUENCED.match(path.stem)
+    return path.parent, stem["name"] if stem else path.stem, path.suffix
+
+
+def layerwise_lock(path) -> FolderLock:
+    "The lock one writer of a set of layerwise files holds: `<name><suffix>.lock` beside them."
+    folder, name, suffix = _set_name(path)
+    return FolderLock.for_file(folder / f"{name}{suffix}")
 
 
 class LayerwiseFiles:
     "The reference's rotating layerwise files: `name_000.jsonl`, `name_001.jsonl`, ..., `every` prompts each."
 
     def __init__(self, path, every: int = 100, resume: bool = False):
-        path = Path(str(path).removesuffix(".gz"))
-        stem = _SEQUENCED.match(path.stem)
-        self.folder, self.name, self.suffix = path.parent, stem["name"] if stem else path.stem, path.suffix
+        self.folder, self.name, self.suffix = _set_name(path)
         self.every = every
         self.done = {}
         existing = self.paths()

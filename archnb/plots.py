@@ -121,6 +121,12 @@ def show_png(path):
     return Image(data=data, width=round(pixels * _DPI / _SAVE_DPI))
 
 # %% ../nbs/06_plots.ipynb #6f314db5
+def _logged_number(line: dict, key: str) -> float:
+    "A logged figure; one written as null is the non-finite value named under `non_finite` (a diverged loss)."
+    value = line[key]
+    return float(line.get("non_finite", {}).get(key, "nan")) if value is None else value
+
+
 def read_history(run_dir) -> tuple[list, list]:
     "(training points, validation points) of a run's history.jsonl, each step once (the last wins after a resume)."
     train, val = {}, {}
@@ -128,9 +134,9 @@ def read_history(run_dir) -> tuple[list, list]:
     for line in jsonl_lines(path.read_text()) if path.exists() else []:
         h = json.loads(line)
         if "train/loss" in h:
-            train[h["step"]] = h["train/loss"]
+            train[h["step"]] = _logged_number(h, "train/loss")
         if "val/loss" in h:
-            val[h["step"]] = h["val/loss"]
+            val[h["step"]] = _logged_number(h, "val/loss")
     return sorted(train.items()), sorted(val.items())
 
 

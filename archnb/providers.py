@@ -66,9 +66,9 @@ def _expire(socks: list[socket.socket], expired: threading.Event):
             pass
 
 
-def _fetch(url: str, data: bytes | None, headers: dict, timeout: float) -> bytes:
-    """The body of one request (POST when `data` is given), `timeout` seconds for all of it; urllib's errors. A
-    redirect is an HTTPError, never followed: following it would send the key to another address."""
+def _fetch(url: str, data: bytes | None, headers: dict, timeout: float, cap: int = MAX_REPLY_BYTES) -> bytes:
+    """The body of one request (POST when `data` is given), `timeout` seconds for all of it, `cap` bytes at most;
+    urllib's errors. A redirect is an HTTPError, never followed: following it would send the key elsewhere."""
     parts = urllib.parse.urlsplit(url)
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn, socks, expired = kind(parts.hostname, parts.port, timeout=timeout), [], threading.Event()
@@ -82,7 +82,7 @@ def _fetch(url: str, data: bytes | None, headers: dict, timeout: float) -> bytes
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         conn.request("GET" if data is None else "POST", target, data, headers)
         r = conn.getresponse()
-        body = r.read(MAX_REPLY_BYTES + 1)
+        body = r.read(cap + 1)
     except (OSError, http.client.HTTPException) as e:
         if not expired.is_set():
             raise urllib.error.URLError(e) from None
@@ -91,8 +91,8 @@ def _fetch(url: str, data: bytes | None, headers: dict, timeout: float) -> bytes
         conn.close()
     if expired.is_set():  # a body cut off by the deadline reads as a short one: never take it for the reply
         raise TimeoutError(f"no complete reply within the timeout of {timeout:g} s")
-    if len(body) > MAX_REPLY_BYTES:
-        raise ValueError(f"the reply is larger than {MAX_REPLY_BYTES:,} bytes, the most archnb reads")
+    if len(body) > cap:
+        raise ValueError(f"the reply is larger than {cap:,} bytes, the most archnb reads")
     if r.status >= 300:
         raise urllib.error.HTTPError(url, r.status, r.reason, r.headers, io.BytesIO(body))
     return body
@@ -152,6 +152,7 @@ class OpenAICompatible:
         if self.stop.sequences:
             self.body["stop"] = list(self.stop.sequences)
         self.concurrency, self.retries, self.timeout, self.backoff = concurrency, retries, timeout, backoff
+        self.max_reply_bytes = MAX_REPLY_BYTES  # recorded in the run's summary
 
     @classmethod
     def from_settings(cls, settings, *, model: str, tokenizer=None, **connection):
@@ -169,7 +170,8 @@ class OpenAICompatible:
     def post(self, messages: list[dict], seed: int | None) -> dict:
         "One request; the parsed JSON reply."
         body = self.body | {"messages": messages} | ({"seed": seed} if seed is not None and "seed" in self.body else {})
-        return json.loads(_fetch(self.url, json.dumps(body).encode(), self.headers(), self.timeout))
+        data = json.dumps(body).encode()
+        return json.loads(_fetch(self.url, data, self.headers(), self.timeout, self.max_reply_bytes))
 
 # %% ../nbs/09a_providers.ipynb #8b3a5c7e
 from fastcore.basics import patch
@@ -286,7 +288,7 @@ def served_models(self: OpenAICompatible) -> list[str] | None:
     "The model ids the server lists, or None when it does not list them."
     url = self.url.removesuffix("/chat/completions") + "/models"
     try:
-        data = json.loads(_fetch(url, None, self.headers(), self.timeout))
+        data = json.loads(_fetch(url, None, self.headers(), self.timeout, self.max_reply_bytes))
     except (urllib.error.URLError, OSError, ValueError):
         return None
     ids = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)] if isinstance(data, dict) else []

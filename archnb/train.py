@@ -28,7 +28,7 @@ from archnb.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from .files import atomic_write_text, jsonl_lines, no_space, read_utf8
+from .files import atomic_write_text, json_line, jsonl_lines, no_space, read_utf8
 from .data import TokenBatches, load_tokens, prepare_data
 from .metrics import evaluate, inference_metrics, memory_metrics, param_metrics, perf_metrics, window_loss
 from .model import ArchForCausalLM, enable_activation_checkpointing, load_converted
@@ -140,7 +140,7 @@ class JSONLHistory(Callback):
             path = Path(trainer.out_dir) / "history.jsonl"
             try:
                 with open(path, "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
+                    f.write(json_line(metrics))  # a NaN loss is written as null, named
             except OSError as e:
                 raise no_space(e, path, "the lines already written and the checkpoints are intact") from None
 
@@ -575,5 +575,5 @@ def _summary(self: Trainer, losses, ev, peak, total_s, step_times, eval_s, load:
     if self.is_main and losses and not self.diverged:
         final.update(self._inference_metrics())
     if self.out_dir and self.is_main:
-        atomic_write_text(self.out_dir / "metrics.json", json.dumps(final, indent=2) + "\n")
+        atomic_write_text(self.out_dir / "metrics.json", json_line(final))
     return final

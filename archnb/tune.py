@@ -18,7 +18,7 @@ from .runtime import autocast, make_adamw
 from .config import ConfigError, TrainConfig, check_budget
 from .checkpoint import read_run_state
 from .data import PackedSFTBatches, SFTBatches, pad_id, sft_rows
-from .files import no_space
+from .files import raise_no_space
 from .train import EVAL_BATCH_SIZE, Trainer
 
 # %% auto #0
@@ -102,10 +102,7 @@ def merge_lora(model, out_dir, tokenizer=None) -> Path:
         tmp.rename(out)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        said = no_space(e, out, "nothing was written there")
-        if said is not e:
-            raise said from None
-        raise
+        raise_no_space(e, out, "nothing was written there")
     return out
 
 # %% ../nbs/05b_tune.ipynb #7b2e0c11
@@ -126,8 +123,9 @@ def _held_out(examples: list[dict], val_examples, seed: int) -> tuple[list[dict]
     `copies` counts the examples that repeat another exactly."""
     keys = [_example_key(e) for e in examples]
     distinct = list(dict.fromkeys(keys))
+    copies = len(keys) - len(distinct)
     if val_examples is not None:
-        return list(examples), list(val_examples), len(keys) - len(distinct)
+        return list(examples), list(val_examples), copies
     if len(distinct) < 2:
         raise ValueError(
             f"{len(distinct)} distinct example(s): fine-tuning needs at least 2 (one is held out for validation)"
@@ -135,7 +133,7 @@ def _held_out(examples: list[dict], val_examples, seed: int) -> tuple[list[dict]
     random.Random(seed).shuffle(distinct)  # without copies, the same draw as shuffling the examples' positions
     held = set(distinct[: max(1, len(distinct) // 20)])
     train = [e for e, k in zip(examples, keys) if k not in held]
-    return train, [e for e, k in zip(examples, keys) if k in held], len(keys) - len(set(keys))
+    return train, [e for e, k in zip(examples, keys) if k in held], copies
 
 
 def _load_weights(model, weights: dict, adapter: bool, ckpt):
