@@ -457,6 +457,29 @@ def _bench_finetune_options(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=bench_finetune_command)
 
+# %% ../nbs/11b_cli.ipynb #d811c4f7
+def export_command(args) -> int:
+    "Write a model as plain transformers loads it; print the class and why."
+    from archnb.hf import load_causal_lm, save_for_transformers
+    from archnb.model import ArchForCausalLM
+
+    model, tok = load_causal_lm(args.source, num_layers=args.num_layers, layer_selection=args.layer_selection)
+    if not isinstance(model, ArchForCausalLM):
+        raise ValueError(f"{args.source} is a transformers {type(model).__name__} already: it loads without archnb")
+    report = save_for_transformers(model, args.out, tok)
+    print(f"{report['folder']}: {report['class']} ({report['why']})")
+    return 0
+
+
+def _export_options(p):
+    "The `export` subcommand's options."
+    p.add_argument("source", metavar="SOURCE", help="an archnb run folder, checkpoint or model folder")
+    p.add_argument("--to", required=True, choices=["hf"], help="hf: a folder plain transformers loads")
+    p.add_argument("out", metavar="DIR", help="a new folder for the exported model")
+    p.add_argument("--num-layers", type=int, default=None, help="keep this many layers")
+    p.add_argument("--layer-selection", default="first", metavar="WHICH", help="first (default), last or spread")
+    p.set_defaults(func=export_command)
+
 # %% ../nbs/11b_cli.ipynb #457ea6b0
 COMMANDS = {  # name: (what it does, the function that adds its options)
     "presets": ("list the presets, or show one in detail", _presets_options),
@@ -477,6 +500,7 @@ COMMANDS = {  # name: (what it does, the function that adds its options)
         "archnb's fine-tuning against TRL's SFTTrainer: tokens/s, memory, loss",
         _bench_finetune_options,
     ),
+    "export": ("write a model as plain transformers loads it, without archnb", _export_options),
 }
 
 # %% ../nbs/11b_cli.ipynb #f64d16eb

@@ -16,7 +16,7 @@ from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import FolderLock, atomic_write_text, json_line, jsonl_lines, no_space
+from .files import FolderLock, atomic_write, atomic_write_text, json_line, jsonl_lines, no_space
 from archnb.scoring import (
     JUDGEMENTS,
     READINGS,
@@ -29,8 +29,9 @@ from archnb.scoring import (
 from .streetmath import Generation, StreetMathSettings, load_streetmath
 
 # %% auto #0
-__all__ = ['ResultsFile', 'read_results', 'check_resumable', 'summarise_run', 'format_summary', 'evaluate_streetmath', 'rescore',
-           'streetmath_tables', 'write_tables', 'plot_layer_sweep', 'streetmath_layer_sweep', 'with_readings']
+__all__ = ['EXPORT_FORMATS', 'ResultsFile', 'read_results', 'check_resumable', 'summarise_run', 'format_summary',
+           'evaluate_streetmath', 'rescore', 'results_frame', 'results_dataset', 'export_results', 'streetmath_tables',
+           'write_tables', 'plot_layer_sweep', 'streetmath_layer_sweep', 'with_readings']
 
 # %% ../nbs/09b_evaluate.ipynb #966b0ab0
 _all_ = ["with_readings"]  # helpers that other modules use: public, defined below
@@ -130,6 +131,11 @@ class ResultsFile:
     summaries: int = 0
     cut_lines: list = field(default_factory=list)
     ends_cleanly: bool = True
+    summary: dict | None = None  # the last summary line's
+
+    def readings(self) -> list[dict]:
+        "The records, each with both readings (computed where the file holds only the reference's)."
+        return [r if "archnb_judgement" in r else with_readings(r) for r in self.records.values()]
 
     @property
     def answered(self) -> dict:
@@ -169,7 +175,7 @@ def read_results(path) -> ResultsFile:
                 f"{path}, line {i}: not JSON, so this is not a StreetMath results file; nothing was changed"
             ) from None
         if isinstance(obj, dict) and set(obj) == {"summary"}:
-            res.summaries += 1
+            res.summaries, res.summary = res.summaries + 1, obj["summary"]
             continue
         if not _is_record(obj):
             raise ValueError(
@@ -512,6 +518,50 @@ def rescore(path, out_dir=None) -> dict:
         last = {"summary": reference_summary(records) | {"archnb": summary}}
         atomic_write_text(out, "".join(json_line(r) for r in [*records, last]))
     return {"records": records, "summary": summary, "changed": changed, "output": out}
+
+# %% ../nbs/09b_evaluate.ipynb #321fb699
+def _cell(value):
+    "A value as one table cell: nested fields as JSON text, so that every row of a column has one type."
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+
+
+def results_frame(path):
+    "A results file as a table: one row per question (its latest record, both readings); settings, summary in .attrs."
+    import pandas as pd
+
+    res = read_results(path)
+    rows = [{k: _cell(v) for k, v in r.items() if k != "archnb_settings"} for r in res.readings()]
+    frame = pd.DataFrame(rows)
+    frame.attrs |= {"path": str(res.path), "settings": res.settings, "summary": res.summary}
+    return frame
+
+
+def results_dataset(path):
+    "A results file as a `datasets.Dataset`: the rows of `results_frame`, one per question."
+    from datasets import Dataset
+
+    return Dataset.from_pandas(results_frame(path), preserve_index=False)
+
+
+EXPORT_FORMATS = ("parquet", "csv")
+
+
+def export_results(path, to: str = "parquet", out=None) -> Path:
+    "Write a results file's rows (`results_frame`) as parquet or CSV to a new file (default: beside it); its path."
+    if to not in EXPORT_FORMATS:
+        raise ValueError(f"to={to!r} must be one of {', '.join(EXPORT_FORMATS)}")
+    out = Path(out) if out is not None else Path(path).with_suffix(f".{to}")
+    if out.exists():
+        raise FileExistsError(f"{out} already exists: choose another --out (nothing is overwritten)")
+    frame = results_frame(path)
+
+    def write(f):
+        if to == "parquet":
+            frame.to_parquet(f, index=False)
+        else:
+            frame.to_csv(f, index=False)
+
+    return atomic_write(out, write)
 
 # %% ../nbs/09b_evaluate.ipynb #6e3a9b02
 _TABLE_ORDER = ("Good approximation", "Exact math", "Mildly off", "Way off", "Uncategorized")

@@ -9,6 +9,8 @@ import contextlib
 import importlib.util
 import json
 import re
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +23,13 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Genera
 
 import archnb.model  # noqa: F401  (registers archnb's config and model with the Auto classes)
 from .runtime import DTYPES, resolve_device, resolve_precision
-from .config import PRECISIONS, check_budget, n_params, nearest
+from .config import PRECISIONS, check_budget, gpt2_twin_config, llama_twin_config, n_params, nearest
 from .checkpoint import find_checkpoint
 from .files import hub_name
 
 # %% auto #0
 __all__ = ['select_layers', 'layer_count', 'changed_config', 'LoadReport', 'LoadedModel', 'load_causal_lm', 'first_layers',
-           'LAYER_SELECTIONS', 'DTYPE_CHOICES']
+           'to_transformers', 'save_for_transformers', 'LAYER_SELECTIONS', 'DTYPE_CHOICES']
 
 # %% ../nbs/08_hf.ipynb #b1072ba0
 _all_ = ["LAYER_SELECTIONS", "DTYPE_CHOICES"]  # helpers that other modules use: public, defined below
@@ -552,3 +554,118 @@ def first_layers(model: nn.Module, n: int):
         setattr(config, LAYER_FIELD, total)
         if isinstance(types, list):
             config.layer_types = types
+
+# %% ../nbs/08_hf.ipynb #fde5c74f
+def _expanded_kv(w: torch.Tensor, config) -> torch.Tensor:
+    "A fused qkv weight (or bias) with each key/value head repeated for the query heads that share it (GQA as MHA)."
+    C, kv = config.n_embd, config.n_kv_head * config.head_dim
+    q, k, v = w.split([C, kv, kv])
+    group = config.n_head // config.n_kv_head
+
+    def spread(t: torch.Tensor) -> torch.Tensor:
+        return t.unflatten(0, (config.n_kv_head, -1)).repeat_interleave(group, 0).flatten(0, 1)
+
+    return torch.cat([q, spread(k), spread(v)])
+
+
+def _gpt2_state(sd: dict, config) -> dict:
+    "GPT2LMHeadModel's weights from a GPT-2-shaped archnb state dict (absent biases as zeros, GQA heads repeated)."
+    zeros = sd["transformer.wte.weight"].new_zeros
+
+    def bias(name: str, n: int):
+        return sd.get(name + ".bias", zeros(n))
+
+    out = {k: sd[k] for k in ("transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight")}
+    out["transformer.ln_f.bias"] = bias("transformer.ln_f", config.n_embd)
+    out["lm_head.weight"] = sd.get("lm_head.weight", sd["transformer.wte.weight"])
+    for i in range(config.n_layer):
+        a = f"transformer.h.{i}."
+        for ours, theirs in (("norm1", "ln_1"), ("norm2", "ln_2")):
+            out[a + theirs + ".weight"] = sd[a + ours + ".weight"]
+            out[a + theirs + ".bias"] = bias(a + ours, config.n_embd)
+        qkv = sd[a + "attn.qkv.weight"]
+        out[a + "attn.c_attn.weight"] = _expanded_kv(qkv, config).t()  # GPT-2's Conv1D stores (in, out)
+        out[a + "attn.c_attn.bias"] = _expanded_kv(bias(a + "attn.qkv", qkv.shape[0]), config)
+        for ours, theirs in (("attn.proj", "attn.c_proj"), ("mlp.fc", "mlp.c_fc"), ("mlp.proj", "mlp.c_proj")):
+            w = sd[a + ours + ".weight"]
+            out[a + theirs + ".weight"], out[a + theirs + ".bias"] = w.t(), bias(a + ours, w.shape[0])
+    return out
+
+
+def _llama_state(sd: dict, config) -> dict:
+    "LlamaForCausalLM's weights from a LLaMA-shaped archnb state dict (biases too, when it has them)."
+    out = {
+        "model.embed_tokens.weight": sd["transformer.wte.weight"],
+        "model.norm.weight": sd["transformer.ln_f.weight"],
+        "lm_head.weight": sd.get("lm_head.weight", sd["transformer.wte.weight"]),
+    }
+    C, kv = config.n_embd, config.n_kv_head * config.head_dim
+    for i in range(config.n_layer):
+        a, g = f"transformer.h.{i}.", f"model.layers.{i}."
+        out[g + "input_layernorm.weight"] = sd[a + "norm1.weight"]
+        out[g + "post_attention_layernorm.weight"] = sd[a + "norm2.weight"]
+        for kind in ("weight", "bias") if config.bias else ("weight",):
+            q, k, v = sd[a + f"attn.qkv.{kind}"].split([C, kv, kv])
+            gate, up = sd[a + f"mlp.fc.{kind}"].chunk(2)
+            parts = {"self_attn.q_proj": q, "self_attn.k_proj": k, "self_attn.v_proj": v, "mlp.gate_proj": gate}
+            parts |= {"mlp.up_proj": up, "self_attn.o_proj": sd[a + f"attn.proj.{kind}"]}
+            parts["mlp.down_proj"] = sd[a + f"mlp.proj.{kind}"]
+            out |= {f"{g}{name}.{kind}": t for name, t in parts.items()}
+    return out
+
+# %% ../nbs/08_hf.ipynb #1716fb6d
+def to_transformers(model: nn.Module) -> nn.Module:
+    "The transformers model (GPT-2 or LLaMA) computing what an archnb model computes, with its weights."
+    from archnb.bench import twin_name
+
+    c = model.config
+    name = twin_name(c)  # an error naming the mixture when transformers has no such architecture
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if name == "GPT2LMHeadModel":
+        from transformers import GPT2LMHeadModel as cls
+
+        hf, state = gpt2_twin_config(c), _gpt2_state(sd, c)
+    else:
+        from transformers import LlamaForCausalLM as cls
+
+        hf, state = llama_twin_config(c), _llama_state(sd, c)
+        hf.attention_bias = hf.mlp_bias = c.bias
+    for k in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        setattr(hf, k, getattr(c, k))
+    hf.tie_word_embeddings, hf.dtype = c.tie_embeddings, next(model.parameters()).dtype
+    twin = cls(hf).to(hf.dtype)
+    missing, unexpected = twin.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not (c.tie_embeddings and k == "lm_head.weight")]
+    if missing or unexpected:
+        raise ValueError(f"the export to {name} left missing={missing}, unexpected={unexpected}")
+    return twin.eval()
+
+# %% ../nbs/08_hf.ipynb #0835e5e9
+def _export_reason(config, cls: str) -> str:
+    "Why an export is the class it is, and what it changed on the way."
+    gpt2 = cls == "GPT2LMHeadModel"
+    notes = [f"norm/pos/mlp={config.norm}/{config.pos}/{config.mlp} is {'GPT-2' if gpt2 else 'LLaMA'}'s architecture"]
+    if gpt2 and not config.bias:
+        notes.append("zero biases added (GPT-2 always has them)")
+    if gpt2 and config.n_kv_head != config.n_head:
+        notes.append(f"{config.n_kv_head} key/value heads repeated to {config.n_head} (GPT-2 has no grouped-query)")
+    return "; ".join(notes) + "; it loads with plain transformers, without archnb"
+
+# %% ../nbs/08_hf.ipynb #3e7b20fc
+def save_for_transformers(model: nn.Module, out_dir, tokenizer=None) -> dict:
+    "Write an archnb model as the transformers model it equals, with its tokenizer, to a new folder; what and why."
+    out = Path(out_dir)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists: an export writes a new folder (nothing is overwritten)")
+    twin = to_transformers(model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        twin.save_pretrained(work)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(work)
+        work.rename(out)  # the folder appears whole, or not at all
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return {"folder": out, "class": type(twin).__name__, "why": _export_reason(model.config, type(twin).__name__)}

@@ -157,6 +157,10 @@ def claims(cwd: Path) -> dict:
         "archnb streetmath rescore": lambda out: len(list((cwd / "rescored").glob("*.jsonl"))) == 3,
         "archnb streetmath table": lambda out: any((cwd / "tables").glob("*.tex"))
         and any((cwd / "tables").glob("*.md")),
+        "archnb streetmath export": lambda out: (cwd / "results/smol.parquet").is_file(),
+        "python -c \"import datasets;": lambda out: out.strip() == "20",
+        "archnb export runs/tiny --to hf runs/tiny-hf": lambda out: "GPT2LMHeadModel" in out
+        and (cwd / "runs/tiny-hf/config.json").is_file(),
     }
 
 
