@@ -242,12 +242,12 @@ def _train_field_option(p, name: str, default, kind, source: str = "the preset's
 def demo_command(args) -> int:
     "Run the demo study; print its summary over seeds, the report's verdicts and where the report is."
     from archnb.experiment import demo
-    from archnb.plots import people_table, verdicts
+    from archnb.plots import fit_width, people_table, verdicts
 
     res = demo(args.out, steps=args.steps, progress=not args.no_progress, seeds=args.seeds)
-    print(people_table(res["summary"]).to_string(index=False))
+    print(fit_width(people_table(res["summary"])))  # the terminal's 120 columns; every column is in the report
     print("\n" + "\n".join(verdicts(res["table"])))
-    print(f"\nreport: {res['out'] / 'report.md'}; plots: {', '.join(str(p) for p in res['images'].values())}")
+    print(f"\nreport: {res['out'] / 'report.md'}\nplots: " + "\n       ".join(str(p) for p in res["images"].values()))
     return 0
 
 

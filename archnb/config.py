@@ -854,9 +854,11 @@ def preset_row(preset: Preset) -> dict:
 
 # %% ../nbs/00_config.ipynb #7fb64af0
 def presets_table(dirs=()) -> pd.DataFrame:
-    "Every preset, one row each, smallest first."
-    rows = [preset_row(load_preset(name, dirs)) for name in list_presets(dirs)]
-    return pd.DataFrame(rows).sort_values("params", kind="stable").reset_index(drop=True)
+    "Every preset, one row each: each norm/pos/mlp family together, smallest first (the README's order)."
+    rows = pd.DataFrame([preset_row(load_preset(name, dirs)) for name in list_presets(dirs)])
+    family = rows.groupby("norm/pos/mlp").params.transform("min")  # a family goes where its smallest member goes
+    ordered = rows.assign(_family=family).sort_values(["_family", "params"], kind="stable")
+    return ordered.drop(columns="_family").reset_index(drop=True)
 
 
 def human(n: float) -> str:

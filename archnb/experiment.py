@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import ArchConfig, ConfigError, Preset, TrainConfig, load_preset, split_preset_keys
+from .config import ArchConfig, ConfigError, Preset, TrainConfig, count_params, human, load_preset
+from .config import split_preset_keys
 from .files import atomic_write_text
 from archnb.plots import (
     METRIC_COLUMNS,
@@ -33,7 +34,7 @@ from .train import Trainer
 
 # %% auto #0
 __all__ = ['EXPERIMENT_KINDS', 'Experiment', 'experiment_kind', 'run_trial', 'read_record', 'expand_grid', 'plan_sweep',
-           'SweepResult', 'sweep', 'compare', 'demo', 'record_run']
+           'SweepResult', 'sweep', 'compare', 'shared_setup', 'demo', 'record_run']
 
 # %% ../nbs/07_experiment.ipynb #4a6b3b36
 _all_ = ["record_run"]  # helpers that other modules use: public, defined below
@@ -77,10 +78,12 @@ def record_run(experiment, configure, train) -> dict:
     "Run `train(plan, run_dir)` in a new folder of the experiment's; return the record, written whatever happened."
     run_dir = new_run_dir(experiment.runs_dir, experiment.name)
     record = {"name": experiment.name, "run_dir": str(run_dir), "experiment": experiment.to_dict(), "status": "running"}
+    settings = None
     try:
         plan = experiment.resolve()
         record["config"] = configure(plan)
-        _write_json(run_dir / "experiment.json", record)
+        settings = dict(record)
+        _write_json(run_dir / "experiment.json", settings)
         metrics = train(plan, run_dir)
         diverged = metrics["status"] == "diverged"
         record.update(
@@ -91,6 +94,8 @@ def record_run(experiment, configure, train) -> dict:
         plot_curves([run_dir], path=run_dir / "curves.png")
     except Exception as e:  # a failing run is recorded, never lost, and never stops a sweep
         record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=5))
+    if settings is not None:  # the settings again, with the status the run ended in ("running" only while it runs)
+        _write_json(run_dir / "experiment.json", settings | {"status": record["status"]})
     _write_json(run_dir / "record.json", record)
     return record
 
@@ -461,6 +466,40 @@ DEMO_OVERRIDES = {"vocab_size": 2048, "dropout": 0.0, "eval_iters": 8, "batch_si
 
 DEMO_GRID = {"n_layer": [2, 4], "norm": ["layernorm", "rmsnorm"]}
 
+# %% ../nbs/07_experiment.ipynb #2851c30e
+def _listed(values) -> str:
+    return ", ".join(str(v) for v in sorted(values, key=str))
+
+
+def shared_setup(records: list[dict]) -> list[str]:
+    """Markdown lines saying what every run of a study shared (preset and overrides, data, schedule, precision, seeds),
+    what varied, and its models' sizes against the preset's own."""
+    done = [r for r in records if r["status"] == "completed" and r.get("metrics")]
+    e, arch, train = records[0]["experiment"], records[0]["config"]["arch"], records[0]["config"]["train"]
+    keys = {k for r in records for k in r["experiment"]["overrides"]}
+    varied = {k for k in keys if len({repr(r["experiment"]["overrides"].get(k)) for r in records}) > 1}
+    fixed = ", ".join(f"{k}={v}" for k, v in e["overrides"].items() if k not in varied) or "no overrides"
+    docs = f"{e['n_docs']:,} documents" if e.get("n_docs") else "every document"
+    accumulated = f" × {train['grad_accum_steps']} accumulated" if train["grad_accum_steps"] > 1 else ""
+    lr = f"learning rate {train['learning_rate']:g}" + (f" to {train['min_lr']:g}" if train.get("min_lr") else "")
+    ran = _listed({r["metrics"]["precision"] for r in done}) or "none finished"
+    seeds = _listed({r["config"]["train"]["seed"] for r in records})
+    lines = [
+        f"- **Shared by every run**: preset `{e['preset']}` with {fixed}; data `{e['corpus']}` ({docs}, "
+        f"{e['tokenizer']} tokenizer of {arch['vocab_size']:,} tokens); {train['max_steps']} steps (warm-up "
+        f"{train['warmup_steps']}), batch {train['batch_size']} × {arch['block_size']} tokens{accumulated}, {lr}, "
+        f"precision {ran} (asked: {train['precision']}); seeds {seeds}",
+        f"- **Varied**: {_listed(varied - {'seed'}) or 'the seed only'}",
+    ]
+    if isinstance(e["preset"], str) and done:
+        sizes, preset = sorted({r["metrics"]["params/total"] for r in done}), load_preset(e["preset"]).arch
+        shown = human(sizes[0]) + (f"–{human(sizes[-1])}" if len(sizes) > 1 else "")
+        lines.append(
+            f"- **Sizes**: {shown} parameters, against {human(count_params(preset)['total'])} for the `{e['preset']}` "
+            "preset as the presets table lists it: the overrides and the varied fields above change its shape"
+        )
+    return lines
+
 # %% ../nbs/07_experiment.ipynb #20a4014a
 def demo(out="runs/demo", steps: int = 150, progress: bool = True, seeds=(0, 1, 2)) -> dict:
     "Run the demo study (every variant once per seed); write its table, plots and Markdown report under `out`."
@@ -488,7 +527,8 @@ def demo(out="runs/demo", steps: int = 150, progress: bool = True, seeds=(0, 1, 
     plot_frontier(summary, path=out / "frontier.png", label="config")
     res.table.to_csv(out / "table.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    report = report_markdown(res.table, "archnb demo: depth and norm on StreetMath (tiny preset)", res.skipped, images)
+    title = "archnb demo: depth and norm on StreetMath (tiny preset)"
+    report = report_markdown(res.table, title, res.skipped, images, setup=shared_setup(res.records))
     atomic_write_text(out / "report.md", report)
     images = {k: out / v for k, v in images.items()}
     return {"table": res.table, "summary": summary, "report": report, "out": out, "images": images}

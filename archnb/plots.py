@@ -21,7 +21,7 @@ __all__ = ['LABELS', 'METRIC_COLUMNS', 'SUMMARY_METRICS', 'label_of', 'new_figur
            'show_png', 'read_history', 'smoothed', 'plot_curves', 'plot_bars', 'pareto_front', 'plot_frontier',
            'log_scale_if_wide', 'settings_of', 'config_labels', 'summarise_seeds', 'paired_test', 'against_reference',
            'people_against', 'verdicts', 'to_markdown', 'people_table', 'column_notes', 'report_markdown', 'show_table',
-           'StudySize']
+           'fit_width', 'StudySize']
 
 # %% ../nbs/06_plots.ipynb #05b7cc90
 _DPI, _SAVE_DPI = 110, 160
@@ -637,9 +637,12 @@ def column_notes(*shown: pd.DataFrame) -> list[str]:
     return [f"- *{c}*: {_COLUMN_NOTES[c]}" for c in columns if c in _COLUMN_NOTES]
 
 
-def report_markdown(table: pd.DataFrame, title: str, skipped: list | None = None, images: dict | None = None) -> str:
-    "A Markdown report of a comparison table: verdicts, column notes, the seed summary, every run, skips, plots."
-    lines = [f"# {title}", "", *verdicts(table)]
+def report_markdown(
+    table: pd.DataFrame, title: str, skipped: list | None = None, images: dict | None = None, setup: list | None = None
+) -> str:
+    "A Markdown report of a comparison table: its setup lines, verdicts, the seed summary, every run, skips, plots."
+    lines = [f"# {title}", "", *setup, ""] if setup else [f"# {title}", ""]
+    lines += verdicts(table)
     for _, r in table[table.status != "completed"].iterrows():
         lines.append(f"- **Failed**: `{r.run}`: {r.error}")
     for s in skipped or []:
@@ -658,6 +661,18 @@ def show_table(table: pd.DataFrame):
     "A table as a notebook should show it: no 0..n index, no cell wrapped onto a second line."
     nowrap = [{"selector": "th, td", "props": [("white-space", "nowrap")]}]
     return table.style.hide(axis="index").set_table_styles(nowrap)
+
+# %% ../nbs/06_plots.ipynb #e8b2188b
+def fit_width(table: pd.DataFrame, width: int = 120) -> str:
+    "A table as text no wider than `width`: the leading columns that fit, then a line naming the ones left out."
+    import textwrap
+
+    shown = list(table.columns)
+    while len(shown) > 1 and max(map(len, table[shown].to_string(index=False).splitlines())) > width:
+        shown.pop()
+    left = [c for c in table.columns if c not in shown]
+    note = textwrap.fill(f"(also in the report: {', '.join(left)})", width) if left else ""
+    return table[shown].to_string(index=False) + ("\n" + note if note else "")
 
 # %% ../nbs/06_plots.ipynb #103c8df5
 class StudySize:

@@ -157,6 +157,22 @@ def test_notebook_runner_names_each_notebook_and_fails_on_a_failure(repo, tmp_pa
     assert missing.returncode != 0 and "no such notebook" in missing.stderr
 
 
+def test_notebook_runner_names_the_cell_a_timeout_stopped_and_runs_pytest_whatever_failed(repo, tmp_path):
+    nbs, tests = tmp_path / "nbs", tmp_path / "suite"
+    nbs.mkdir()
+    tests.mkdir()
+    slow = str(write_notebook(nbs / "slow.ipynb", "x = 1", "import time\ntime.sleep(600)"))
+    (tests / "test_two.py").write_text("def test_passes():\n    pass\n\n\ndef test_fails():\n    assert False\n")
+    runner = [sys.executable, str(repo / "tools" / "test_notebooks.py"), "--timeout", "30", "--pytest", str(tests)]
+    res = subprocess.run([*runner, slow], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1
+    summary = res.stdout.split("\nsummary\n", 1)[1].splitlines()
+    assert summary[0].startswith("0 of 1 notebooks passed")
+    assert summary[1].endswith("slow.ipynb (timed out after 30 s in cell #1: import time)"), summary
+    assert summary[2].startswith("pytest: 1 failed, 1 passed"), summary
+    assert summary[3].startswith("FAILED") and "test_fails" in summary[3], summary
+
+
 def test_notebook_recorder_runs_what_the_tests_run_and_leaves_a_failed_notebook_as_it_was(repo, tmp_path):
     kept = [{"name": "stdout", "output_type": "stream", "text": ["recorded earlier\n"]}]
     study = write_notebook(

@@ -1,7 +1,9 @@
 """Run every notebook's tests as `nbdev_test` does, one notebook at a time, each in a fresh process, printing each
-notebook's name, result and time as it finishes; exit 1 when any fails or none is found.
+notebook's name, result and time as it finishes (a notebook over --timeout is stopped, naming the cell it was
+running); then, with --pytest, run pytest on the given folder whatever the notebooks did; end with one summary of
+every failure and exit 1 when anything failed or no notebook was found.
 
-    python tools/test_notebooks.py [--flags slow] [--timeout 1800] [NOTEBOOK ...]
+    python tools/test_notebooks.py [--flags slow] [--timeout 1800] [--pytest tests] [NOTEBOOK ...]
 """
 
 import argparse
@@ -24,14 +26,72 @@ def notebooks(names: list[str]) -> list[Path]:
     return [Path(n).absolute() for n in names]
 
 
+RUNNING = "test_notebooks: running cell #"  # a line the child writes to stderr as each cell starts
+
+
+def announce_cells():
+    "Make execnb say on stderr which cell starts, so that a notebook stopped by the timeout can name it."
+    from execnb.shell import CaptureShell
+
+    run_cell = CaptureShell.cell
+
+    def cell(self, cell, *args, **kwargs):
+        first = next((line for line in cell.source.splitlines() if line.strip()), "")
+        sys.stderr.write(f"{RUNNING}{cell.idx_}: {first[:100]}\n")
+        sys.stderr.flush()
+        return run_cell(self, cell, *args, **kwargs)
+
+    CaptureShell.cell = cell
+
+
+def without_announcements(text: str) -> str:
+    return "".join(line for line in text.splitlines(True) if not line.startswith(RUNNING))
+
+
+def timed_out(err, timeout: float) -> str:
+    "What a notebook stopped by the timeout was doing: the cell it was running, from the child's announcements."
+    err = err.decode(errors="replace") if isinstance(err, bytes) else err or ""
+    cells = [line[len(RUNNING) :] for line in err.splitlines() if line.startswith(RUNNING)]
+    return f"timed out after {timeout:.0f} s" + (f" in cell #{cells[-1]}" if cells else " before its first cell")
+
+
 def run_one(nb: str, flags: str) -> int:
     "Test one notebook in this process (nbdev's own test_nb, with settings.ini's skip flags)."
     from nbdev.config import get_config
     from nbdev.test import test_nb
 
+    announce_cells()
     cfg = get_config()
     ok, _ = test_nb(Path(nb), skip_flags=cfg.tst_flags.split(), force_flags=flags.split(), basepath=cfg.config_path)
     return 0 if ok else 1
+
+
+def test_notebook(nb: Path, flags: str, timeout: float) -> tuple[bool, str]:
+    "(passed, what went wrong) for one notebook, tested in a fresh process."
+    try:
+        res = subprocess.run(
+            [sys.executable, __file__, "--one", str(nb), "--flags", flags],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as e:
+        return False, timed_out(e.stderr, timeout)
+    return res.returncode == 0, without_announcements(res.stderr)
+
+
+def run_pytest(folder: str) -> tuple[bool, list[str]]:
+    "(passed, its closing line and each FAILED/ERROR line) for `pytest -q folder`, its output shown as it comes."
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", folder], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    kept, last = [], ""
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        kept += [line.rstrip()] if line.startswith(("FAILED ", "ERROR ")) else []
+        last = line.strip() or last
+    return proc.wait() == 0, [f"pytest: {last}", *kept]
 
 
 def main() -> int:
@@ -39,6 +99,7 @@ def main() -> int:
     p.add_argument("paths", nargs="*", help="notebooks to test (default: all of them)")
     p.add_argument("--flags", default="", help="test flags to run that are normally skipped, e.g. 'slow'")
     p.add_argument("--timeout", type=float, default=1800, help="seconds one notebook may take (default 1800)")
+    p.add_argument("--pytest", default=None, metavar="FOLDER", help="then run pytest on FOLDER, whatever failed")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -49,27 +110,20 @@ def main() -> int:
     failed, start = [], time.perf_counter()
     for nb in found:
         t0, name = time.perf_counter(), nb.relative_to(Path.cwd()) if nb.is_relative_to(Path.cwd()) else nb
-        try:
-            res = subprocess.run(
-                [sys.executable, __file__, "--one", str(nb), "--flags", args.flags],
-                capture_output=True,
-                text=True,
-                timeout=args.timeout,
-            )
-            ok, detail = res.returncode == 0, res.stderr
-        except subprocess.TimeoutExpired:
-            ok, detail = False, f"timed out after {args.timeout:.0f} s\n"
+        ok, detail = test_notebook(nb, args.flags, args.timeout)
         print(f"{'ok    ' if ok else 'FAILED'} {time.perf_counter() - t0:7.1f} s  {name}", flush=True)
         if not ok:
-            failed.append(str(name))
-            sys.stderr.write(detail[-20000:])
-    print(
-        f"{len(found) - len(failed)} of {len(found)} notebooks passed in {time.perf_counter() - start:.0f} s",
-        flush=True,
-    )
-    if failed:
-        print("failed: " + ", ".join(failed), file=sys.stderr)
-    return 1 if failed else 0
+            failed.append(f"{name}" + (f" ({detail})" if detail.startswith("timed out") else ""))
+            sys.stderr.write(detail[-20000:] + "\n")
+            sys.stderr.flush()
+    summary = [f"{len(found) - len(failed)} of {len(found)} notebooks passed in {time.perf_counter() - start:.0f} s"]
+    summary += [f"failed: {name}" for name in failed]
+    tests_ok = True
+    if args.pytest:
+        tests_ok, said = run_pytest(args.pytest)
+        summary += said
+    print("\nsummary\n" + "\n".join(summary), flush=True)
+    return 0 if not failed and tests_ok else 1
 
 
 if __name__ == "__main__":
