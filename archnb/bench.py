@@ -35,7 +35,7 @@ from archnb.runtime import (
 )
 
 # %% auto #0
-__all__ = ['twin_of', 'bench', 'format_bench']
+__all__ = ['TWINS', 'twin_name', 'twin_configs', 'twin_of', 'bench', 'format_bench']
 
 # %% ../nbs/05a_bench.ipynb #c0b986b1
 def random_batches(n: int, batch: int, ctx: int, vocab: int, device, seed: int = 0) -> list[torch.Tensor]:

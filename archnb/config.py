@@ -856,9 +856,8 @@ def preset_row(preset: Preset) -> dict:
 def presets_table(dirs=()) -> pd.DataFrame:
     "Every preset, one row each: each norm/pos/mlp family together, smallest first (the README's order)."
     rows = pd.DataFrame([preset_row(load_preset(name, dirs)) for name in list_presets(dirs)])
-    family = rows.groupby("norm/pos/mlp").params.transform("min")  # a family goes where its smallest member goes
-    ordered = rows.assign(_family=family).sort_values(["_family", "params"], kind="stable")
-    return ordered.drop(columns="_family").reset_index(drop=True)
+    rows["_family"] = rows.groupby("norm/pos/mlp").params.transform("min")  # a family goes where its smallest goes
+    return rows.sort_values(["_family", "params"], kind="stable").drop(columns="_family").reset_index(drop=True)
 
 
 def human(n: float) -> str:
