@@ -640,9 +640,47 @@ def to_transformers(model: nn.Module) -> nn.Module:
         raise ValueError(f"the export to {name} left missing={missing}, unexpected={unexpected}")
     return twin.eval()
 
+# %% ../nbs/08_hf.ipynb #f5a29108
+REMOTE_CODE = {  # a file written beside the weights: (the archnb module it copies, its relative imports renamed)
+    "modeling_archnb.py": ("archnb.model", {".config": ".configuration_archnb"}),
+    "configuration_archnb.py": ("archnb.config", {".files": ".archnb_files"}),
+    "archnb_files.py": ("archnb.files", {}),
+}
+AUTO_MAP = {"AutoConfig": "configuration_archnb.ArchConfig", "AutoModelForCausalLM": "modeling_archnb.ArchForCausalLM"}
+
+
+def _remote_source(module: str, renames: dict) -> str:
+    "An archnb module's source with its relative imports pointing at the files written beside it."
+    import importlib
+
+    text = Path(importlib.import_module(module).__file__).read_text(encoding="utf-8")
+    for old, new in renames.items():
+        text = text.replace(f"from {old} import ", f"from {new} import ")
+    beside = {"." + Path(name).stem for name in REMOTE_CODE}
+    stray = sorted(set(re.findall(r"^from (\.\w*) import ", text, flags=re.M)) - beside)
+    if stray:  # a new import in archnb's modeling code that the folder would not hold
+        raise RuntimeError(f"{module} imports {stray}, which REMOTE_CODE does not write beside the weights")
+    return text
+
+
+def _write_remote_code(folder: Path):
+    "archnb's modeling code beside a saved archnb model, and config.json's auto_map pointing at it."
+    for name, (module, renames) in REMOTE_CODE.items():
+        (folder / name).write_text(_remote_source(module, renames), encoding="utf-8")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config["auto_map"] = AUTO_MAP
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 # %% ../nbs/08_hf.ipynb #0835e5e9
 def _export_reason(config, cls: str) -> str:
     "Why an export is the class it is, and what it changed on the way."
+    if cls == "ArchForCausalLM":
+        return (
+            f"norm/pos/mlp={config.norm}/{config.pos}/{config.mlp} has no transformers twin, so archnb's modeling code "
+            f"({', '.join(REMOTE_CODE)}) is written beside the weights with an auto_map; it loads with "
+            "trust_remote_code=True and needs torch, transformers and pandas, not archnb"
+        )
     gpt2 = cls == "GPT2LMHeadModel"
     notes = [f"norm/pos/mlp={config.norm}/{config.pos}/{config.mlp} is {'GPT-2' if gpt2 else 'LLaMA'}'s architecture"]
     if gpt2 and not config.bias:
@@ -652,20 +690,35 @@ def _export_reason(config, cls: str) -> str:
     return "; ".join(notes) + "; it loads with plain transformers, without archnb"
 
 # %% ../nbs/08_hf.ipynb #3e7b20fc
+def _exportable(model: nn.Module) -> tuple[nn.Module, bool]:
+    "(the model to save, whether it needs archnb's code beside it): the native twin when there is one."
+    from archnb.bench import TWINS
+
+    c = model.config
+    if (c.norm, c.pos, c.mlp) in TWINS:
+        return to_transformers(model), False
+    return model, True
+
+
 def save_for_transformers(model: nn.Module, out_dir, tokenizer=None) -> dict:
-    "Write an archnb model as the transformers model it equals, with its tokenizer, to a new folder; what and why."
+    "Write an archnb model as plain transformers loads it (its native twin, or with its code), to a new folder."
     out = Path(out_dir)
     if out.exists():
         raise FileExistsError(f"{out} already exists: an export writes a new folder (nothing is overwritten)")
-    twin = to_transformers(model)
+    saved, remote = _exportable(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
-        twin.save_pretrained(work)
+        saved.save_pretrained(work)
+        if remote:
+            _write_remote_code(work)
         if tokenizer is not None:
             tokenizer.save_pretrained(work)
         work.rename(out)  # the folder appears whole, or not at all
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return {"folder": out, "class": type(twin).__name__, "why": _export_reason(model.config, type(twin).__name__)}
+    cls = type(saved).__name__
+    why = _export_reason(model.config, cls)
+    return {"folder": out, "class": cls + (" (trust_remote_code)" if remote else ""), "why": why}
+
