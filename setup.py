@@ -32,13 +32,14 @@ setuptools.setup(
     ] + ['Programming Language :: Python :: ' + v for v in py_versions],
     keywords=cfg['keywords'].split(),
     python_requires='>=' + min_python,
-    # The presets live at the repo root (presets/*.json) and ship inside the package as archnb/presets.
-    packages=setuptools.find_packages(include=['archnb', 'archnb.*']) + ['archnb.presets'],
-    package_dir={'archnb.presets': 'presets'},
-    package_data={'archnb.presets': ['*.json']},
+    # The presets (presets/*.json) and lm-eval's StreetMath tasks (lm_eval_tasks/) live at the repo root and ship
+    # inside the package as archnb/presets and archnb/lm_eval_tasks.
+    packages=setuptools.find_packages(include=['archnb', 'archnb.*']) + ['archnb.presets', 'archnb.lm_eval_tasks'],
+    package_dir={'archnb.presets': 'presets', 'archnb.lm_eval_tasks': 'lm_eval_tasks'},
+    package_data={'archnb.presets': ['*.json'], 'archnb.lm_eval_tasks': ['streetmath/*.yaml', 'streetmath/*.py']},
     include_package_data=True,
     install_requires=cfg['requirements'].split(),
-    extras_require={'dev': cfg['dev_requirements'].split()},
+    extras_require={'dev': cfg['dev_requirements'].split(), 'lm-eval': cfg['lm_eval_requirements'].split()},
     entry_points={
         'console_scripts': cfg['console_scripts'].split(),
         'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],

@@ -480,6 +480,37 @@ def _export_options(p):
     p.add_argument("--layer-selection", default="first", metavar="WHICH", help="first (default), last or spread")
     p.set_defaults(func=export_command)
 
+# %% ../nbs/11b_cli.ipynb #8149cf32
+def lm_eval_command(args) -> int:
+    "Evaluate a model with lm-eval (archnb's tasks included); print lm-eval's table, save its files."
+    from archnb.hf import load_causal_lm
+    from archnb.lmeval import lm_eval_run, lm_eval_table, task_manager
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    manager = task_manager(tasks, args.questions)  # names a wrong task before the model loads
+    model, tok = load_causal_lm(args.model, num_layers=args.num_layers, layer_selection=args.layer_selection)
+    name = Path(args.model).name + (f"-{args.num_layers}-layers" if args.num_layers else "")
+    res = lm_eval_run(
+        model, tok, tasks, limit=args.limit, output_dir=args.output, model_name=name, batch_size=args.batch_size,
+        manager=manager,
+    )
+    print(lm_eval_table(res))
+    print(f"lm-eval's results and samples: {Path(args.output) / name}")
+    return 0
+
+
+def _lm_eval_options(p):
+    "The `lm-eval` subcommand's options."
+    p.add_argument("--model", required=True, help="an alias, Hub name, model folder, archnb run folder or .gguf file")
+    p.add_argument("--tasks", default="streetmath", help="comma-separated lm-eval tasks (default: streetmath)")
+    p.add_argument("--limit", type=count_arg, default=None, help="ask only the first N questions of each task")
+    p.add_argument("--questions", default=None, metavar="FILE", help="the StreetMath JSONL the streetmath tasks read")
+    p.add_argument("--output", required=True, metavar="DIR", help="where lm-eval's results and samples files go")
+    p.add_argument("--batch-size", type=count_arg, default=1, help="requests per forward pass (default: 1)")
+    p.add_argument("--num-layers", type=int, default=None, help="keep this many layers")
+    p.add_argument("--layer-selection", default="first", metavar="WHICH", help="first (default), last or spread")
+    p.set_defaults(func=lm_eval_command)
+
 # %% ../nbs/11b_cli.ipynb #457ea6b0
 COMMANDS = {  # name: (what it does, the function that adds its options)
     "presets": ("list the presets, or show one in detail", _presets_options),
@@ -501,6 +532,7 @@ COMMANDS = {  # name: (what it does, the function that adds its options)
         _bench_finetune_options,
     ),
     "export": ("write a model as plain transformers loads it, without archnb", _export_options),
+    "lm-eval": ("evaluate a model with lm-evaluation-harness, archnb's StreetMath tasks included", _lm_eval_options),
 }
 
 # %% ../nbs/11b_cli.ipynb #f64d16eb

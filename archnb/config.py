@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.util
 import json
 import math
 import numbers
@@ -18,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from transformers import AutoConfig, PretrainedConfig
 
-from .files import atomic_write_text, read_utf8, strict_json
+from .files import atomic_write_text, read_utf8, shipped_folder, strict_json
 
 # %% auto #0
 __all__ = ['ARCH_FIELDS', 'ARCH_CHOICES', 'PRECISIONS', 'TRAIN_FIELDS', 'ConfigError', 'ArchConfig', 'TrainConfig',
@@ -623,11 +622,7 @@ META_KEYS = ("name", "description")
 
 def builtin_presets_dir() -> Path:
     "The built-in presets: `archnb/presets` when installed, `presets/` at the repository root in a checkout."
-    pkg = Path(importlib.util.find_spec("archnb").origin).resolve().parent  # works in the notebook as in the package
-    for d in (pkg / "presets", pkg.parent / "presets"):
-        if d.is_dir():
-            return d
-    raise FileNotFoundError(f"no built-in presets beside {pkg}: the package was installed without its presets/*.json")
+    return shipped_folder("presets", "presets/*.json")
 
 
 def preset_dirs(dirs=()) -> list[Path]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'read_utf8', 'strict_json', 'jsonl_lines',
-           'json_objects', 'json_line', 'is_local', 'hub_name', 'InUseError', 'FolderLock', 'no_space',
-           'raise_no_space', 'folder_bytes']
+           'json_objects', 'json_line', 'is_local', 'hub_name', 'InUseError', 'FolderLock', 'shipped_folder',
+           'no_space', 'raise_no_space', 'folder_bytes']
 
 # %% ../nbs/000_files.ipynb #58666596
 _all_ = ["no_space", "raise_no_space", "folder_bytes"]  # helpers that other modules use: public, defined below
@@ -309,3 +309,14 @@ class FolderLock:
 
     def __exit__(self, *exc):
         self.release()
+
+# %% ../nbs/000_files.ipynb #c93c9caf
+def shipped_folder(name: str, what: str) -> Path:
+    "A data folder shipped with archnb: `archnb/<name>` when installed, `<name>/` at the repository root in a checkout."
+    import importlib.util
+
+    pkg = Path(importlib.util.find_spec("archnb").origin).resolve().parent  # works in the notebook as in the package
+    for d in (pkg / name, pkg.parent / name):
+        if d.is_dir():
+            return d
+    raise FileNotFoundError(f"no {name}/ beside {pkg}: the package was installed without its {what}")

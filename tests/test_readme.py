@@ -159,6 +159,8 @@ def claims(cwd: Path) -> dict:
         and any((cwd / "tables").glob("*.md")),
         "archnb streetmath export": lambda out: (cwd / "results/smol.parquet").is_file(),
         "python -c \"import datasets;": lambda out: out.strip() == "20",
+        "archnb lm-eval --model smollm2-135m-instruct": lambda out: "archnb_good_approximation" in out
+        and len(list((cwd / "lm-eval").rglob("samples_streetmath_hint_*.jsonl"))) == 1,
         "archnb export runs/tiny --to hf runs/tiny-hf": lambda out: "GPT2LMHeadModel" in out
         and (cwd / "runs/tiny-hf/config.json").is_file(),
     }

@@ -51,11 +51,11 @@ def assert_resumed_like_straight(tmp_path, weights: str, killed_at: int):
 
 
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
-    args = [*RUN, "--max-steps", 200, "--eval-interval", 5, "--data-dir", tmp_path / "data"]
+    args = [*RUN, "--max-steps", 60, "--eval-interval", 5, "--data-dir", tmp_path / "data"]
     subprocess.run(archnb("train", *args, "--out", tmp_path / "straight"), check=True, capture_output=True)
-    killed_at = kill_after(archnb("train", *args, "--out", tmp_path / "killed"), tmp_path / "killed", 20, 200)
+    killed_at = kill_after(archnb("train", *args, "--out", tmp_path / "killed"), tmp_path / "killed", 20, 60)
     subprocess.run(archnb("train", *args, "--out", tmp_path / "killed", "--resume"), check=True, capture_output=True)
-    assert_resumed_like_straight(tmp_path, "checkpoint-0000200/model.safetensors", killed_at)
+    assert_resumed_like_straight(tmp_path, "checkpoint-0000060/model.safetensors", killed_at)
 
 
 LORA_RUN = """
@@ -66,7 +66,7 @@ from archnb.data import streetmath_sft
 from archnb.tune import FineTuner
 
 model_dir, out, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
-t = TrainConfig(max_steps=300, eval_interval=5, eval_iters=1, batch_size=4, learning_rate=3e-3, warmup_steps=2)
+t = TrainConfig(max_steps=80, eval_interval=5, eval_iters=1, batch_size=4, learning_rate=3e-3, warmup_steps=2)
 model, tok = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
 examples = streetmath_sft(64, seed=2)
 FineTuner(model, tok, examples, t, out, lora_r=4, lora_dropout=0.1, resume=resume, progress=False).fit()
@@ -79,9 +79,9 @@ def test_sigkill_lora_finetune_then_resume_matches_uninterrupted(tmp_path):
     model = save_tiny_llama(tmp_path / "tiny", n_layers=2)
     lora = lambda out, how: [sys.executable, "-c", LORA_RUN, str(model), str(tmp_path / out), how]
     subprocess.run(lora("straight", "fresh"), check=True, capture_output=True)
-    killed_at = kill_after(lora("killed", "fresh"), tmp_path / "killed", 20, 300)
+    killed_at = kill_after(lora("killed", "fresh"), tmp_path / "killed", 20, 80)
     subprocess.run(lora("killed", "resume"), check=True, capture_output=True)
-    assert_resumed_like_straight(tmp_path, "checkpoint-0000300/adapter_model.safetensors", killed_at)
+    assert_resumed_like_straight(tmp_path, "checkpoint-0000080/adapter_model.safetensors", killed_at)
 
 
 # Absolute, on losses near 7.06 after 10 steps (under 0.03%). The data are identical (the two processes take the two

@@ -1,4 +1,5 @@
-"""`pip install .` (not editable) gives a package that finds its built-in presets, in a virtual environment or not."""
+"""`pip install .` (not editable) gives a package that finds its built-in presets and lm-eval tasks, in a virtual
+environment or not."""
 
 import json
 import os
@@ -41,8 +42,9 @@ def test_wheel_installs_and_lists_presets(repo, tmp_path):
         "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
     probe = (
-        "import json, archnb, archnb.config as c; "
-        "print(json.dumps({'file': archnb.__file__, 'dir': str(c.builtin_presets_dir()), 'presets': c.list_presets()}))"
+        "import json, archnb, archnb.config as c, archnb.lmeval as e; "
+        "print(json.dumps({'file': archnb.__file__, 'dir': str(c.builtin_presets_dir()), 'presets': c.list_presets(), "
+        "'tasks': str(e.tasks_folder()), 'task_files': sorted(e.task_files())}))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True, env=env
@@ -50,6 +52,9 @@ def test_wheel_installs_and_lists_presets(repo, tmp_path):
     got = json.loads(out)
     assert Path(got["file"]).is_relative_to(target), got["file"]
     assert Path(got["dir"]) == Path(got["file"]).parent / "presets"
+    assert Path(got["tasks"]) == Path(got["file"]).parent / "lm_eval_tasks"  # lm-eval's StreetMath tasks ship too
+    shipped = [p.relative_to(got["tasks"]) for p in Path(got["tasks"]).rglob("*.*") if "__pycache__" not in p.parts]
+    assert sorted(map(str, shipped)) == got["task_files"]
     assert sorted(got["presets"], key=str.lower) == sorted(
         (p.stem for p in (repo / "presets").glob("*.json")), key=str.lower
     )
