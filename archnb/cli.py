@@ -459,13 +459,17 @@ def _bench_finetune_options(p):
 
 # %% ../nbs/11b_cli.ipynb #d811c4f7
 def export_command(args) -> int:
-    "Write a model as plain transformers loads it; print the class and why."
-    from archnb.hf import load_causal_lm, save_for_transformers
+    "Write a model as plain transformers (or llama.cpp) loads it; print what was written and why."
+    from archnb.hf import load_causal_lm, save_for_transformers, save_gguf
     from archnb.model import ArchForCausalLM
 
     model, tok = load_causal_lm(args.source, num_layers=args.num_layers, layer_selection=args.layer_selection)
     if not isinstance(model, ArchForCausalLM):
         raise ValueError(f"{args.source} is a transformers {type(model).__name__} already: it loads without archnb")
+    if args.to == "gguf":
+        report = save_gguf(model, args.out, tok, ftype=args.gguf_type)
+        print(f"{report['file']}: GGUF ({report['why']})")
+        return 0
     report = save_for_transformers(model, args.out, tok)
     print(f"{report['folder']}: {report['class']} ({report['why']})")
     return 0
@@ -474,8 +478,9 @@ def export_command(args) -> int:
 def _export_options(p):
     "The `export` subcommand's options."
     p.add_argument("source", metavar="SOURCE", help="an archnb run folder, checkpoint or model folder")
-    p.add_argument("--to", required=True, choices=["hf"], help="hf: a folder plain transformers loads")
-    p.add_argument("out", metavar="DIR", help="a new folder for the exported model")
+    p.add_argument("--to", required=True, choices=["hf", "gguf"], help="hf: a transformers folder; gguf: llama.cpp")
+    p.add_argument("out", metavar="DIR", help="a new folder (--to hf) or .gguf file (--to gguf) for the exported model")
+    p.add_argument("--gguf-type", default="f32", choices=["f32", "f16"], help="the GGUF file's weights (default: f32)")
     p.add_argument("--num-layers", type=int, default=None, help="keep this many layers")
     p.add_argument("--layer-selection", default="first", metavar="WHICH", help="first (default), last or spread")
     p.set_defaults(func=export_command)

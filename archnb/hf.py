@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -29,7 +30,7 @@ from .files import hub_name
 
 # %% auto #0
 __all__ = ['select_layers', 'layer_count', 'changed_config', 'LoadReport', 'LoadedModel', 'load_causal_lm', 'first_layers',
-           'to_transformers', 'save_for_transformers', 'LAYER_SELECTIONS', 'DTYPE_CHOICES']
+           'to_transformers', 'save_for_transformers', 'save_gguf', 'LAYER_SELECTIONS', 'DTYPE_CHOICES']
 
 # %% ../nbs/08_hf.ipynb #b1072ba0
 _all_ = ["LAYER_SELECTIONS", "DTYPE_CHOICES"]  # helpers that other modules use: public, defined below
@@ -722,3 +723,155 @@ def save_for_transformers(model: nn.Module, out_dir, tokenizer=None) -> dict:
     why = _export_reason(model.config, cls)
     return {"folder": out, "class": cls + (" (trust_remote_code)" if remote else ""), "why": why}
 
+
+# %% ../nbs/08_hf.ipynb #89b7ca90
+GGUF_TOP = {  # transformers twin's names -> llama.cpp's, per architecture; layers below
+    "llama": {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"},
+    "gpt2": {"transformer.wte": "token_embd", "transformer.wpe": "position_embd", "transformer.ln_f": "output_norm",
+             "lm_head": "output"},
+}
+GGUF_LAYER = {
+    "llama": {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
+              "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+              "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"},
+    "gpt2": {"ln_1": "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output", "ln_2": "ffn_norm",
+             "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"},
+}
+GGUF_CONV1D = ("attn_qkv.weight", "attn_output.weight", "ffn_up.weight", "ffn_down.weight")  # GPT-2 stores (in, out)
+
+
+def _rope_rows(w: np.ndarray, heads: int) -> np.ndarray:
+    "Query or key rows reordered from transformers' rotate-half layout to llama.cpp's interleaved one."
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _gguf_name(name: str, arch: str) -> str:
+    "llama.cpp's name for one of the twin's tensors."
+    module, kind = name.rsplit(".", 1)
+    if module in GGUF_TOP[arch]:
+        return f"{GGUF_TOP[arch][module]}.{kind}"
+    layer, rest = name.split(".", 3)[2:]  # model.layers.N.rest or transformer.h.N.rest
+    part, kind = rest.rsplit(".", 1)
+    return f"blk.{layer}.{GGUF_LAYER[arch][part]}.{kind}"
+
+
+def _gguf_tensors(twin: nn.Module, arch: str) -> dict:
+    "The twin's tensors as llama.cpp's converter writes them (float32 numpy arrays, by llama.cpp's names)."
+    c, sd = twin.config, twin.state_dict()
+    if arch == "llama" and c.tie_word_embeddings:
+        sd.pop("lm_head.weight", None)  # llama.cpp uses token_embd when there is no output matrix
+    if arch == "gpt2":
+        sd.setdefault("lm_head.weight", sd["transformer.wte.weight"])
+    out = {}
+    for name, t in sd.items():
+        g, a = _gguf_name(name, arch), t.detach().float().numpy()
+        if g.endswith("attn_q.weight"):
+            a = _rope_rows(a, c.num_attention_heads)
+        elif g.endswith("attn_k.weight"):
+            a = _rope_rows(a, c.num_key_value_heads)
+        elif arch == "gpt2" and g.endswith(GGUF_CONV1D):
+            a = a.T
+        out[g] = np.ascontiguousarray(a)
+    return out
+
+# %% ../nbs/08_hf.ipynb #cdccff16
+def _gguf_arch(model: nn.Module) -> str:
+    "llama.cpp's architecture for an archnb model, or an error naming why it has none."
+    from archnb.bench import twin_name
+
+    c = model.config
+    try:
+        name = twin_name(c)
+    except ValueError as e:
+        raise ValueError(f"no GGUF export: {e}") from None
+    if name == "LlamaForCausalLM" and c.bias:
+        raise ValueError("no GGUF export: bias=True in a LLaMA shape (llama.cpp's llama has no biases); use bias=False")
+    return "llama" if name == "LlamaForCausalLM" else "gpt2"
+
+
+def _gguf_vocab(tokenizer, n: int) -> dict:
+    "A byte-level BPE tokenizer as GGUF's tokenizer fields; an error naming the tokenizer's kind when it is another."
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    pre = json.dumps(spec.get("pre_tokenizer"))
+    if spec["model"]["type"] != "BPE" or "ByteLevel" not in pre:
+        raise ValueError(
+            f"no GGUF export: the tokenizer is {spec['model']['type']} with pre-tokenizer {pre[:80]}; "
+            "llama.cpp's export here needs a byte-level BPE (GPT-2's kind)"
+        )
+    tokens = [f"[PAD{i}]" for i in range(n)]  # ids the model has beyond the tokenizer's (a rounded-up vocabulary)
+    for t, i in tokenizer.get_vocab().items():
+        if i < n:
+            tokens[i] = t
+    known, special = set(tokenizer.get_vocab().values()), set(tokenizer.all_special_ids)
+    kinds = [3 if i in special else 1 if i in known else 5 for i in range(n)]  # control, normal, unused
+    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
+    return {"tokens": tokens, "types": kinds, "merges": merges}
+
+# %% ../nbs/08_hf.ipynb #feeef562
+def _write_gguf_header(w, arch: str, c, tokenizer, ftype: str):
+    "The architecture's and the tokenizer's fields (GGUF's keys, as llama.cpp reads them)."
+    w.add_name("archnb export")
+    w.add_file_type(0 if ftype == "f32" else 1)
+    w.add_block_count(c.num_hidden_layers if arch == "llama" else c.n_layer)
+    if arch == "llama":
+        w.add_context_length(c.max_position_embeddings)
+        w.add_embedding_length(c.hidden_size)
+        w.add_feed_forward_length(c.intermediate_size)
+        w.add_head_count(c.num_attention_heads)
+        w.add_head_count_kv(c.num_key_value_heads)
+        w.add_rope_freq_base(float(c.rope_parameters["rope_theta"]))
+        w.add_layer_norm_rms_eps(c.rms_norm_eps)
+        w.add_rope_dimension_count(c.head_dim)
+        w.add_vocab_size(c.vocab_size)
+    else:
+        w.add_context_length(c.n_positions)
+        w.add_embedding_length(c.n_embd)
+        w.add_feed_forward_length(c.n_inner or 4 * c.n_embd)
+        w.add_head_count(c.n_head)
+        w.add_layer_norm_eps(c.layer_norm_epsilon)
+    vocab = _gguf_vocab(tokenizer, c.vocab_size)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(vocab["tokens"])
+    w.add_token_types(vocab["types"])
+    w.add_token_merges(vocab["merges"])
+    ids = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id}
+    ids["unk"] = tokenizer.unk_token_id
+    for kind, tid in ids.items():
+        if tid is not None:
+            getattr(w, f"add_{kind}_token_id")(tid)
+    w.add_add_bos_token(False)  # archnb, like the reference, lets the tokenizer decide; llama.cpp must not add one
+    if getattr(tokenizer, "chat_template", None):
+        w.add_chat_template(tokenizer.chat_template)
+
+
+def save_gguf(model: nn.Module, path, tokenizer, ftype: str = "f32") -> dict:
+    "Write an archnb model and its tokenizer as a GGUF file llama.cpp runs (llama or gpt2), to a new file."
+    import gguf
+
+    if ftype not in ("f32", "f16"):
+        raise ValueError(f"ftype={ftype!r} must be f32 or f16")
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} already exists: an export writes a new file (nothing is overwritten)")
+    arch = _gguf_arch(model)
+    twin = to_transformers(model.float())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        w = gguf.GGUFWriter(str(work), arch)
+        _write_gguf_header(w, arch, twin.config, tokenizer, ftype)
+        for name, a in _gguf_tensors(twin, arch).items():
+            w.add_tensor(name, a.astype(np.float16) if ftype == "f16" and a.ndim == 2 else a)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        os.replace(work, path)  # the file appears whole, or not at all
+    except BaseException:
+        work.unlink(missing_ok=True)
+        raise
+    why = f"llama.cpp's {arch} architecture, {ftype}, with the tokenizer"
+    if arch == "gpt2":
+        why += "; llama.cpp's GELU is the tanh approximation, archnb's exact (logits differ in the fifth decimal)"
+    return {"file": path, "arch": arch, "ftype": ftype, "why": why}

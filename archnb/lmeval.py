@@ -5,7 +5,9 @@
 # %% ../nbs/09f_lmeval.ipynb #756d01c3
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -29,6 +31,18 @@ def _metric(judgement: str, reading: str) -> str:
 
 
 METRICS = [_metric(j, r) for r in READING_PREFIX for j in JUDGEMENTS]
+
+
+@contextlib.contextmanager
+def _quiet_lm_eval(level=logging.ERROR):
+    "lm-eval's loggers at `level` for a while (its notices on in-memory models and custom data sets say nothing here)."
+    log = logging.getLogger("lm_eval")
+    before = log.level
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.setLevel(before)
 
 
 def tasks_folder() -> Path:
@@ -153,16 +167,17 @@ def lm_eval_run(
 
     manager = manager or task_manager(tasks, questions)
     tracker = EvaluationTracker(output_path=str(output_dir)) if output_dir is not None else None
-    results = simple_evaluate(
-        model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size),
-        model_args=f"pretrained={model_name}",  # names the run in lm-eval's files (the model itself is given)
-        tasks=list(tasks),
-        task_manager=manager,
-        limit=limit,
-        apply_chat_template=bool(getattr(tokenizer, "chat_template", None)),
-        log_samples=True,
-        evaluation_tracker=tracker,
-    )
+    with _quiet_lm_eval():
+        results = simple_evaluate(
+            model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size),
+            model_args=f"pretrained={model_name}",  # names the run in lm-eval's files (the model itself is given)
+            tasks=list(tasks),
+            task_manager=manager,
+            limit=limit,
+            apply_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+            log_samples=True,
+            evaluation_tracker=tracker,
+        )
     if tracker is not None:
         tracker.save_results_aggregated(results=results, samples=results["samples"])
         for task in results["configs"]:

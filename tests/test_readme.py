@@ -161,6 +161,8 @@ def claims(cwd: Path) -> dict:
         "python -c \"import datasets;": lambda out: out.strip() == "20",
         "archnb lm-eval --model smollm2-135m-instruct": lambda out: "archnb_good_approximation" in out
         and len(list((cwd / "lm-eval").rglob("samples_streetmath_hint_*.jsonl"))) == 1,
+        "archnb export runs/tiny --to gguf runs/tiny.gguf": lambda out: "llama.cpp's gpt2 architecture" in out
+        and (cwd / "runs/tiny.gguf").is_file(),
         "archnb export runs/tiny --to hf runs/tiny-hf": lambda out: "GPT2LMHeadModel" in out
         and (cwd / "runs/tiny-hf/config.json").is_file(),
     }
