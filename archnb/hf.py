@@ -798,11 +798,12 @@ def _gguf_vocab(tokenizer, n: int) -> dict:
             f"no GGUF export: the tokenizer is {spec['model']['type']} with pre-tokenizer {pre[:80]}; "
             "llama.cpp's export here needs a byte-level BPE (GPT-2's kind)"
         )
+    vocab = tokenizer.get_vocab()
     tokens = [f"[PAD{i}]" for i in range(n)]  # ids the model has beyond the tokenizer's (a rounded-up vocabulary)
-    for t, i in tokenizer.get_vocab().items():
+    for t, i in vocab.items():
         if i < n:
             tokens[i] = t
-    known, special = set(tokenizer.get_vocab().values()), set(tokenizer.all_special_ids)
+    known, special = set(vocab.values()), set(tokenizer.all_special_ids)
     kinds = [3 if i in special else 1 if i in known else 5 for i in range(n)]  # control, normal, unused
     merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
     return {"tokens": tokens, "types": kinds, "merges": merges}
@@ -855,7 +856,7 @@ def save_gguf(model: nn.Module, path, tokenizer, ftype: str = "f32") -> dict:
     if path.exists():
         raise FileExistsError(f"{path} already exists: an export writes a new file (nothing is overwritten)")
     arch = _gguf_arch(model)
-    twin = to_transformers(model.float())
+    twin = to_transformers(model)  # _gguf_tensors reads each tensor as float32; the caller's model is left as it is
     path.parent.mkdir(parents=True, exist_ok=True)
     work = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -13,24 +13,23 @@ from pathlib import Path
 
 from .config import nearest
 from .files import shipped_folder
-from .scoring import JUDGEMENTS, reading_fields
+from .scoring import JUDGEMENTS, READINGS, field_prefix, reading_fields
 from .streetmath import PROTOCOL_DEFAULTS, build_prompt, published_file, read_jsonl, system_prompt
 
 # %% auto #0
-__all__ = ['VARIANTS', 'READING_PREFIX', 'METRICS', 'UTILS', 'tasks_folder', 'streetmath_file', 'load_docs', 'doc_to_text',
-           'doc_to_text_hint', 'doc_to_text_no_tools', 'process_results', 'task_files', 'task_manager', 'lm_eval_run',
-           'lm_eval_table']
+__all__ = ['VARIANTS', 'METRICS', 'UTILS', 'tasks_folder', 'streetmath_file', 'load_docs', 'doc_to_text', 'doc_to_text_hint',
+           'doc_to_text_no_tools', 'process_results', 'task_files', 'task_manager', 'lm_eval_run', 'lm_eval_table']
 
 # %% ../nbs/09f_lmeval.ipynb #5c4787c9
 VARIANTS = {"streetmath": {}, "streetmath_hint": {"hint": True}, "streetmath_no_tools": {"no_tools": True}}
-READING_PREFIX = {"reference": "", "archnb": "archnb_"}  # a metric's name under each reading
 
 
 def _metric(judgement: str, reading: str) -> str:
-    return READING_PREFIX[reading] + judgement.lower().replace(" ", "_")
+    "A judgement's metric under a reading, prefixed as the reading's fields are in a results record."
+    return field_prefix(reading) + judgement.lower().replace(" ", "_")
 
 
-METRICS = [_metric(j, r) for r in READING_PREFIX for j in JUDGEMENTS]
+METRICS = [_metric(j, r) for r in READINGS for j in JUDGEMENTS]
 
 
 @contextlib.contextmanager
@@ -91,8 +90,7 @@ def doc_to_text_no_tools(doc: dict) -> str:
 def process_results(doc: dict, results: list[str]) -> dict:
     "One question's metrics: 1 or 0 for each judgement under both readings, by archnb's scorer (reply stripped)."
     fields = reading_fields(results[0].strip(), float(doc["exact_value"]))
-    judged = {"reference": fields["judgement"], "archnb": fields["archnb_judgement"]}
-    return {_metric(j, r): float(judged[r] == j) for r in READING_PREFIX for j in JUDGEMENTS}
+    return {_metric(j, r): float(fields[field_prefix(r) + "judgement"] == j) for r in READINGS for j in JUDGEMENTS}
 
 # %% ../nbs/09f_lmeval.ipynb #ef2c132a
 def _task_yaml(name: str, options: dict) -> str:

@@ -15,8 +15,9 @@ from collections import Counter, defaultdict
 # %% auto #0
 __all__ = ['JUDGEMENTS', 'READINGS', 'FINAL_ANSWER_PATTERN', 'split_thinking', 'extract_answer', 'reference_answer', 'judge',
            'score', 'disagreement_cause', 'reading_fields', 'final_answer_end', 'answer_complete', 'wilson',
-           'judgement_rates', 'summarise_readings', 'two_proportion_test', 'paired_rates', 'compare_runs', 'with_holm',
-           'format_comparison', 'compare_over_seeds', 'reference_summary', 'reference_token_count']
+           'judgement_rates', 'summarise_readings', 'two_proportion_test', 'field_prefix', 'paired_rates',
+           'compare_runs', 'with_holm', 'format_comparison', 'compare_over_seeds', 'reference_summary',
+           'reference_token_count']
 
 # %% ../nbs/02a_scoring.ipynb #4b2dc072
 _all_ = ["reference_token_count"]  # helpers that other modules use: public, defined below
@@ -323,7 +324,7 @@ def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> dict:
     return {"diff": p1 - p2, "z": z, "p_value": math.erfc(abs(z) / math.sqrt(2))}
 
 # %% ../nbs/02a_scoring.ipynb #c09927c3
-def _field_prefix(reading: str) -> str:
+def field_prefix(reading: str) -> str:
     "The prefix of a reading's fields in a record: none for the reference's, `archnb_` for archnb's."
     if reading not in READINGS:
         raise ValueError(f"reading={reading!r} must be one of {', '.join(READINGS)}")
@@ -425,7 +426,7 @@ def compare_runs(
     "Compare two runs' records: paired on shared question ids (McNemar, Wilcoxon, bootstrap), Holm-corrected."
     if unknown := [j for j in judgements if j not in JUDGEMENTS]:
         raise ValueError(f"judgements {unknown} are not judgements; the judgements are {', '.join(JUDGEMENTS)}")
-    prefix = _field_prefix(reading)
+    prefix = field_prefix(reading)
     key, err = prefix + "judgement", prefix + "relative_error"
     by_a, by_b = ({str(r["id"]): r for r in rs if key in r} for rs in (a, b))
     if not by_a or not by_b:
