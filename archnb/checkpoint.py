@@ -24,7 +24,7 @@ from .files import FolderLock, atomic_write_text, folder_bytes, raise_no_space, 
 
 # %% auto #0
 __all__ = ['save_checkpoint', 'damaged_files', 'find_checkpoint', 'intact_before', 'check_training_state', 'read_run_state',
-           'read_checkpoint', 'RunFolder', 'encode_rng', 'restore_rng']
+           'read_checkpoint', 'slim_run', 'RunFolder', 'encode_rng', 'restore_rng']
 
 # %% ../nbs/04a_checkpoint.ipynb #cbe86436
 _all_ = ["encode_rng", "restore_rng"]  # helpers that other modules use: public, defined below
@@ -172,6 +172,9 @@ def read_run_state(ckpt, weights_file: str = "model.safetensors") -> tuple[dict,
     ckpt = Path(ckpt)
     _refuse_damaged(ckpt)
     weights = _guarded(ckpt / weights_file, lambda f: load_file(str(f)))
+    if not (ckpt / "optimizer.pt").exists() and (ckpt / CHECKSUMS).exists():
+        raise ValueError(f"{ckpt} holds no optimizer state (a run kept for its weights only, as the demo keeps its "
+                         "runs): it loads as a model, but training cannot resume from it")
     optim = _guarded(ckpt / "optimizer.pt", lambda f: torch.load(f, weights_only=True))
     state = _guarded(ckpt / "training_state.json", lambda f: json.loads(f.read_text()))
     return weights, optim, check_training_state(state, ckpt / "training_state.json")
@@ -182,6 +185,21 @@ def read_checkpoint(ckpt) -> tuple[ArchConfig, dict, dict, dict]:
     weights, optim, state = read_run_state(ckpt)
     config = _guarded(Path(ckpt) / "config.json", lambda f: ArchConfig(**json.loads(f.read_text())))
     return config, weights, optim, state
+
+# %% ../nbs/04a_checkpoint.ipynb #5b75a3d8
+def slim_run(run_dir) -> int:
+    "Keep only a finished run's final checkpoint, without its optimizer state (it cannot be resumed); bytes freed."
+    final = find_checkpoint(run_dir)
+    if final is None or final.parent != Path(run_dir):
+        raise ValueError(f"{run_dir}: not a run folder with a checkpoint (nothing is removed)")
+    before = folder_bytes(run_dir)
+    for old in Path(run_dir).glob("checkpoint-*"):
+        if old != final:
+            shutil.rmtree(old)
+    if (final / "optimizer.pt").exists():
+        (final / "optimizer.pt").unlink()
+        _record_checksums(final)
+    return before - folder_bytes(run_dir)
 
 # %% ../nbs/04a_checkpoint.ipynb #f7ea9969
 RUN_MARKERS = ("latest", "history.jsonl", "metrics.json")

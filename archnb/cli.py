@@ -176,7 +176,9 @@ def train_command(args) -> int:
         progress=not args.no_progress,
     ).fit()
     if res.get("world_size", 1) == 1 or int(os.environ.get("RANK", "0")) == 0:
-        print("\n".join(f"{k:<24}{v:,.4g}" if isinstance(v, float) else f"{k:<24}{v}" for k, v in res.items()))
+        width = max(map(len, res), default=0) + 2  # a long name still leaves a gap before its value
+        rows = (f"{k:<{width}}{v:,.4g}" if isinstance(v, float) else f"{k:<{width}}{v}" for k, v in res.items())
+        print("\n".join(rows))
     return 0 if res["status"] != "diverged" else 1
 
 # %% ../nbs/11b_cli.ipynb #eaf3b972
@@ -244,10 +246,12 @@ def demo_command(args) -> int:
     from archnb.experiment import demo
     from archnb.plots import fit_width, people_table, verdicts
 
-    res = demo(args.out, steps=args.steps, progress=not args.no_progress, seeds=args.seeds)
+    keep = args.keep_checkpoints
+    res = demo(args.out, steps=args.steps, progress=not args.no_progress, seeds=args.seeds, keep_checkpoints=keep)
     print(fit_width(people_table(res["summary"])))  # the terminal's 120 columns; every column is in the report
     print("\n" + "\n".join(verdicts(res["table"])))
     print(f"\nreport: {res['out'] / 'report.md'}\nplots: " + "\n       ".join(str(p) for p in res["images"].values()))
+    print(f"disk: {res['disk']}")
     return 0
 
 
@@ -264,6 +268,12 @@ def _demo_options(p):
         default=[0, 1, 2],
         metavar="N",
         help="seeds: every variant runs once per seed, and the report compares them across seeds (default: 0 1 2)",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep every run's checkpoints with optimizer state (default: each run's final weights only, about a "
+        "sixth of the disk; runs kept that way load as models but cannot be resumed)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=demo_command)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -29,6 +30,17 @@ def pick_options(args, names: str) -> dict:
     return {name: getattr(args, name) for name in names.split()}
 
 # %% ../nbs/11a_cli_streetmath.ipynb #659cb562
+def _json_object(text: str) -> dict:
+    "A JSON object from the command line."
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a JSON object, like '{{\"repeat_penalty\": 1.0}}'")
+    return value
+
+
 def _number(text: str):
     "A number from the command line: a whole number stays an int."
     value = float(text)
@@ -235,7 +247,17 @@ def server_arguments(p):
         help="requests in flight at once (default: 1, as the reference; against llama.cpp's server, which answers one "
         "request at a time, four in flight were no faster: 0.98x and 0.99x the speed of one in two runs)",
     )
-    g.add_argument("--retries", type=int, default=3, help="retries of a failed request (default: 3)")
+    g.add_argument(
+        "--retries", type=int, default=3, help="retries of a failed request, by the openai client (default: 3)"
+    )
+    g.add_argument(
+        "--extra-body",
+        type=_json_object,
+        default=None,
+        metavar="JSON",
+        help="server-specific request fields, recorded with the run, e.g. '{\"repeat_penalty\": 1.0}' for llama.cpp's "
+        "server, whose default repeat penalty of 1.1 otherwise changes greedy replies",
+    )
     g.add_argument("--timeout", type=float, default=120.0, help="seconds for all of one request (default: 120)")
     g.add_argument(
         "--tokenizer",
@@ -533,7 +555,7 @@ def _server_generator(args, settings):
 
         local = Path(args.tokenizer).exists()  # a missing folder is said as one, not as a bad Hub repo id
         tok = AutoTokenizer.from_pretrained(args.tokenizer if local else hub_name(args.tokenizer, "--tokenizer"))
-    connection = pick_options(args, "provider concurrency retries timeout") | {"base_url": base_url}
+    connection = pick_options(args, "provider concurrency retries timeout extra_body") | {"base_url": base_url}
     server = OpenAICompatible.from_settings(settings, model=args.model, api_key=key, tokenizer=tok, **connection)
     return server.check_model()
 

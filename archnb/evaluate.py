@@ -341,12 +341,14 @@ def run_description(gen, settings: StreetMathSettings, run_info: dict | None = N
     info = dict(run_info or {})
     notes = {k: info.pop(k, None) for k in ("arch", "model_params", "active_params")}
     notes["max_reply_bytes"] = getattr(gen, "max_reply_bytes", None)  # a server's reply cap
-    defining = {"model": gen.name, "provider": gen.provider, **settings.as_dict(), **info}
+    extra = {"extra_body": gen.extra_body} if getattr(gen, "extra_body", None) else {}  # server fields change replies
+    defining = {"model": gen.name, "provider": gen.provider, **settings.as_dict(), **info, **extra}
     return {
         "model": gen.name,
         "provider": gen.provider,
         "protocol": settings.protocol,
         "decoding": settings.decoding(),
+        **extra,
         **notes,
         "defining": defining,
     }

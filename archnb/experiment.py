@@ -18,7 +18,7 @@ import pandas as pd
 
 from .config import ArchConfig, ConfigError, Preset, TrainConfig, count_params, human, load_preset
 from .config import split_preset_keys
-from .files import atomic_write_text
+from .files import atomic_write_text, folder_bytes
 from archnb.plots import (
     METRIC_COLUMNS,
     people_table,
@@ -30,7 +30,8 @@ from archnb.plots import (
 )
 from .runtime import resolve_device, resolve_precision
 from .data import prepare_data
-from .train import Trainer
+from .train import ProgressBar, Trainer
+from .checkpoint import slim_run
 
 # %% auto #0
 __all__ = ['EXPERIMENT_KINDS', 'Experiment', 'experiment_kind', 'run_trial', 'read_record', 'expand_grid', 'plan_sweep',
@@ -501,14 +502,31 @@ def shared_setup(records: list[dict]) -> list[str]:
     return lines
 
 # %% ../nbs/07_experiment.ipynb #20a4014a
-def demo(out="runs/demo", steps: int = 150, progress: bool = True, seeds=(0, 1, 2)) -> dict:
+def _slim_finished(record: dict):
+    "A run this demo just finished, cut to its final weights (what the report reads)."
+    if record["status"] == "completed":
+        slim_run(record["run_dir"])
+
+
+def demo(
+    out="runs/demo", steps: int = 150, progress: bool = True, seeds=(0, 1, 2), keep_checkpoints: bool = False
+) -> dict:
     "Run the demo study (every variant once per seed); write its table, plots and Markdown report under `out`."
+    "Each run keeps only its final weights unless `keep_checkpoints`; `progress` shows each run's steps too."
     out = Path(out)
     schedule = {"max_steps": steps, "warmup_steps": max(1, steps // 10), "eval_interval": max(1, min(25, steps // 6))}
     base = Experiment(
         "demo", "tiny", {**DEMO_OVERRIDES, **schedule}, corpus="streetmath", n_docs=3000, runs_dir=str(out)
     )
-    res = sweep(base, DEMO_GRID, name="study", progress=progress, seeds=list(seeds))
+    res = sweep(
+        base,
+        DEMO_GRID,
+        name="study",
+        progress=progress,
+        seeds=list(seeds),
+        callbacks=[ProgressBar()] if progress else (),
+        on_record=None if keep_checkpoints else _slim_finished,
+    )
     if res.skipped:
         raise ValueError(f"demo: {len(res.skipped)} variants are invalid: {res.skipped[0]['reason']}")
     summary = res.summary
@@ -528,7 +546,10 @@ def demo(out="runs/demo", steps: int = 150, progress: bool = True, seeds=(0, 1, 
     res.table.to_csv(out / "table.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     title = "archnb demo: depth and norm on StreetMath (tiny preset)"
-    report = report_markdown(res.table, title, res.skipped, images, setup=shared_setup(res.records))
+    kept = "every checkpoint" if keep_checkpoints else "each run's final weights, without optimizer state"
+    disk = f"- **Disk**: {human(folder_bytes(out))}B under `{out}` ({kept}; the report's figures are all kept)"
+    report = report_markdown(res.table, title, res.skipped, images, setup=[*shared_setup(res.records), disk])
     atomic_write_text(out / "report.md", report)
     images = {k: out / v for k, v in images.items()}
-    return {"table": res.table, "summary": summary, "report": report, "out": out, "images": images}
+    found = {"table": res.table, "summary": summary, "report": report, "out": out, "images": images}
+    return found | {"disk_bytes": folder_bytes(out), "disk": disk.removeprefix("- **Disk**: ")}

@@ -27,6 +27,7 @@ from .runtime import DTYPES, resolve_device, resolve_precision
 from .config import PRECISIONS, check_budget, gpt2_twin_config, llama_twin_config, n_params, nearest
 from .checkpoint import find_checkpoint
 from .files import hub_name
+from .streetmath import PLAIN_REFERENCE_TEMPLATE
 
 # %% auto #0
 __all__ = ['select_layers', 'layer_count', 'changed_config', 'LoadReport', 'LoadedModel', 'load_causal_lm', 'first_layers',
@@ -842,8 +843,9 @@ def _write_gguf_header(w, arch: str, c, tokenizer, ftype: str):
         if tid is not None:
             getattr(w, f"add_{kind}_token_id")(tid)
     w.add_add_bos_token(False)  # archnb, like the reference, lets the tokenizer decide; llama.cpp must not add one
-    if getattr(tokenizer, "chat_template", None):
-        w.add_chat_template(tokenizer.chat_template)
+    bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
+    plain = ("{{ bos_token }}" if bos else "") + PLAIN_REFERENCE_TEMPLATE  # llama.cpp adds no BOS: the template does
+    w.add_chat_template(getattr(tokenizer, "chat_template", None) or plain)
 
 
 def save_gguf(model: nn.Module, path, tokenizer, ftype: str = "f32") -> dict:
@@ -873,6 +875,8 @@ def save_gguf(model: nn.Module, path, tokenizer, ftype: str = "f32") -> dict:
         work.unlink(missing_ok=True)
         raise
     why = f"llama.cpp's {arch} architecture, {ftype}, with the tokenizer"
+    if not getattr(tokenizer, "chat_template", None):
+        why += " and, as it has no chat template, archnb's reference prompt as one (PLAIN_REFERENCE_TEMPLATE)"
     if arch == "gpt2":
         why += "; llama.cpp's GELU is the tanh approximation, archnb's exact (logits differ in the fifth decimal)"
     return {"file": path, "arch": arch, "ftype": ftype, "why": why}

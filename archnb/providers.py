@@ -6,21 +6,21 @@
 from __future__ import annotations
 
 import http.client
-import io
 import json
-import math
 import os
 import socket
 import threading
 import time
-import urllib.error
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor, as_completed
+
+import httpx
+import openai
 
 from .streetmath import PROTOCOL_DEFAULTS, Generation, StopRule
 
 # %% auto #0
-__all__ = ['PROVIDERS', 'MAX_REPLY_BYTES', 'MAX_RETRY_AFTER', 'api_key', 'OpenAICompatible']
+__all__ = ['PROVIDERS', 'MAX_REPLY_BYTES', 'api_key', 'OpenAICompatible']
 
 # %% ../nbs/09a_providers.ipynb #7c4d2e91
 PROVIDERS = {"openai": "https://api.openai.com/v1", "ollama": "http://localhost:11434/v1"}
@@ -54,7 +54,6 @@ def _redact(text: str, key: str | None) -> str:
 
 
 MAX_REPLY_BYTES = 16 * 2**20  # far above any chat completion; a bigger body is refused, never read to the end
-MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer is waited on this long, and the error says so
 
 
 def _expire(socks: list[socket.socket], expired: threading.Event):
@@ -66,12 +65,12 @@ def _expire(socks: list[socket.socket], expired: threading.Event):
             pass
 
 
-def _fetch(url: str, data: bytes | None, headers: dict, timeout: float, cap: int = MAX_REPLY_BYTES) -> bytes:
-    """The body of one request (POST when `data` is given), `timeout` seconds for all of it, `cap` bytes at most;
-    urllib's errors. A redirect is an HTTPError, never followed: following it would send the key elsewhere."""
-    parts = urllib.parse.urlsplit(url)
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn, socks, expired = kind(parts.hostname, parts.port, timeout=timeout), [], threading.Event()
+def _exchange(request: httpx.Request, timeout: float, cap: int) -> httpx.Response:
+    """One request over http.client, `timeout` seconds for all of it (connecting, headers and body), `cap` bytes at
+    most; httpx's ConnectError or ReadTimeout, or ValueError for a body over the cap."""
+    url = request.url
+    kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    conn, socks, expired = kind(url.host, url.port, timeout=timeout), [], threading.Event()
     timer = threading.Timer(timeout, _expire, (socks, expired))
     timer.start()
     try:
@@ -79,23 +78,46 @@ def _fetch(url: str, data: bytes | None, headers: dict, timeout: float, cap: int
         socks.append(conn.sock)  # kept here: http.client lets go of it once a reply that closes the connection starts
         if expired.is_set():
             _expire(socks, expired)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request("GET" if data is None else "POST", target, data, headers)
+        conn.request(request.method, url.raw_path.decode(), request.read(), dict(request.headers))
         r = conn.getresponse()
         body = r.read(cap + 1)
     except (OSError, http.client.HTTPException) as e:
         if not expired.is_set():
-            raise urllib.error.URLError(e) from None
+            raise httpx.ConnectError(str(e) or type(e).__name__, request=request) from None
     finally:
         timer.cancel()
         conn.close()
     if expired.is_set():  # a body cut off by the deadline reads as a short one: never take it for the reply
-        raise TimeoutError(f"no complete reply within the timeout of {timeout:g} s")
+        raise httpx.ReadTimeout(f"no complete reply within the timeout of {timeout:g} s", request=request)
     if len(body) > cap:
         raise ValueError(f"the reply is larger than {cap:,} bytes, the most archnb reads")
-    if r.status >= 300:
-        raise urllib.error.HTTPError(url, r.status, r.reason, r.headers, io.BytesIO(body))
-    return body
+    return httpx.Response(r.status, headers=r.getheaders(), content=body, request=request)
+
+
+class _DeadlineTransport(httpx.BaseTransport):
+    "httpx's transport for the openai client: one deadline per request, a capped body, never a redirect followed."
+
+    def __init__(self, timeout: float, cap: int = MAX_REPLY_BYTES, send_key: bool = True):
+        self.timeout, self.cap, self.send_key = timeout, cap, send_key
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.send_key:  # the client insists on a key; a server that needs none is sent none
+            request.headers.pop("Authorization", None)
+        return _exchange(request, self.timeout, self.cap)
+
+
+_SENT_BY_ARCHNB = ("model", "messages", "temperature", "max_tokens", "top_p", "top_k", "seed", "stop")
+
+
+def _check_extra_body(extra_body):
+    "ValueError unless `extra_body` is a dict of fields a request does not already set from the settings."
+    if extra_body is None:
+        return
+    if not isinstance(extra_body, dict):
+        raise ValueError(f"extra_body={extra_body!r} must be a JSON object of request fields")
+    clash = [k for k in extra_body if k in _SENT_BY_ARCHNB]
+    if clash:
+        raise ValueError(f"extra_body field {clash[0]!r} is set from the StreetMath settings; use its own option")
 
 
 def _kept_tokens(server_tokens, full: str, kept: str, tokenizer) -> tuple[int | None, str]:
@@ -126,8 +148,8 @@ class OpenAICompatible:
         concurrency: int = 1,
         retries: int = 3,
         timeout: float = 120.0,
-        backoff: float = 1.0,
         tokenizer=None,
+        extra_body: dict | None = None,
     ):
         "Decoding left unset is the reference protocol's (`PROTOCOL_DEFAULTS`); max_tokens unset is the server's own."
         temperature = PROTOCOL_DEFAULTS["reference"]["temperature"] if temperature is None else temperature
@@ -135,6 +157,7 @@ class OpenAICompatible:
             raise ValueError(f"provider={provider!r} must be one of {', '.join(PROVIDERS)}")
         if not model:
             raise ValueError(f"the {provider} provider needs --model, the served model's name")
+        _check_extra_body(extra_body)
         if concurrency < 1 or retries < 0 or not timeout > 0:
             raise ValueError(
                 f"concurrency={concurrency} must be >= 1, retries={retries} >= 0 and timeout={timeout} > 0"
@@ -151,27 +174,34 @@ class OpenAICompatible:
         self.body |= {k: v for k, v in (("top_p", top_p), ("top_k", top_k), ("seed", seed)) if v is not None}
         if self.stop.sequences:
             self.body["stop"] = list(self.stop.sequences)
-        self.concurrency, self.retries, self.timeout, self.backoff = concurrency, retries, timeout, backoff
+        self.extra_body = dict(extra_body or {})  # recorded with the run: it changes the replies
+        self.concurrency, self.retries, self.timeout = concurrency, retries, timeout
         self.max_reply_bytes = MAX_REPLY_BYTES  # recorded in the run's summary
+        transport = _DeadlineTransport(timeout, send_key=bool(api_key))
+        self.client = openai.OpenAI(
+            api_key=api_key or "unused",  # the client insists on one; without a key the transport sends no header
+            base_url=self.url.removesuffix("/chat/completions"),
+            max_retries=retries,
+            timeout=timeout,
+            http_client=httpx.Client(transport=transport, follow_redirects=False),
+        )
 
     @classmethod
     def from_settings(cls, settings, *, model: str, tokenizer=None, **connection):
         "A server asked as StreetMath `settings` say (the one way from settings to a server); `connection` holds"
-        "base_url, api_key, provider, concurrency, retries, timeout and backoff."
+        "base_url, api_key, provider, concurrency, retries, timeout and extra_body."
         decoding = {k: getattr(settings, k) for k in ("max_tokens", "temperature", "top_p", "top_k", "seed")}
         return cls(model, **decoding, stop=settings.stop_rule(), tokenizer=tokenizer, **connection)
 
     def prompt(self, messages: list[dict]) -> list[dict]:
         return messages
 
-    def headers(self) -> dict:
-        return {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {self.key}"} if self.key else {})
-
     def post(self, messages: list[dict], seed: int | None) -> dict:
-        "One request; the parsed JSON reply."
+        "One request through the openai client (its retries, timeouts and errors); the parsed JSON reply."
         body = self.body | {"messages": messages} | ({"seed": seed} if seed is not None and "seed" in self.body else {})
-        data = json.dumps(body).encode()
-        return json.loads(_fetch(self.url, data, self.headers(), self.timeout, self.max_reply_bytes))
+        extra = ({"top_k": body.pop("top_k")} if "top_k" in body else {}) | self.extra_body  # not OpenAI parameters
+        raw = self.client.chat.completions.with_raw_response.create(**body, extra_body=extra)
+        return json.loads(raw.http_response.content)
 
 # %% ../nbs/09a_providers.ipynb #8b3a5c7e
 from fastcore.basics import patch
@@ -189,62 +219,45 @@ def _reply_text(reply) -> tuple[str, str | None, dict | None]:
     return text, choice.get("finish_reason"), usage if isinstance(usage, dict) else None
 
 
-def _retry_after(error: urllib.error.HTTPError, default: float | None) -> float | None:
-    "The seconds the server asks to wait, at most MAX_RETRY_AFTER; `default` when it asks for nothing readable."
-    try:
-        asked = float(error.headers.get("Retry-After"))
-    except (TypeError, ValueError):
-        return default
-    return default if math.isnan(asked) else min(max(0.0, asked), MAX_RETRY_AFTER)
+def _asked_wait(response: httpx.Response) -> str:
+    "What a busy server asked, as the error's end: its Retry-After, which the openai client judges."
+    asked = response.headers.get("Retry-After")
+    return f" (it asked to wait {asked} s)" if asked and response.status_code in (429, 503) else ""
 
 
-def _http_error(e: urllib.error.HTTPError, url: str, key: str | None) -> str:
+def _status_error(e: openai.APIStatusError, url: str, key: str | None) -> str:
     "What went wrong, redacted before it is cut to 300 characters (a cut key would escape the redaction)."
-    if 300 <= e.code < 400:
-        where = _redact(str(e.headers.get("Location")), key)
-        return f"HTTP {e.code} from {url}: a redirect to {where}, not followed (it would carry the API key there)"
-    capped = _retry_after(e, 0.0) == MAX_RETRY_AFTER
-    said = f" (it asked to wait {e.headers.get('Retry-After')} s; archnb waits {MAX_RETRY_AFTER:g} s at most)"
-    return f"HTTP {e.code} from {url}: {_redact(e.read().decode(errors='replace'), key)[:300]}{said if capped else ''}"
+    code, headers = e.status_code, e.response.headers
+    if 300 <= code < 400:
+        where = _redact(str(headers.get("Location")), key)
+        return f"HTTP {code} from {url}: a redirect to {where}, not followed (it would carry the API key there)"
+    return f"HTTP {code} from {url}: {_redact(e.response.text, key)[:300]}{_asked_wait(e.response)}"
 
 
-@patch
-def attempt(
-    self: OpenAICompatible, messages: list[dict], seed: int | None
-) -> tuple[dict | None, str | None, float | None]:
-    "One try: (reply, None, None), or (None, error, seconds to wait before a retry; None when it must not be retried)."
-    try:
-        return self.post(messages, seed), None, None
-    except urllib.error.HTTPError as e:
-        retry = _retry_after(e, None) if e.code in (429, 503) else None
-        again = e.code == 429 or e.code >= 500
-        return None, _http_error(e, self.url, self.key), (retry if retry is not None else -1.0) if again else None
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-        return None, f"{type(e).__name__} from {self.url}: {getattr(e, 'reason', e)}", -1.0
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return None, f"the reply from {self.url} is not JSON ({e})", None
-    except ValueError as e:
-        return None, f"{e} (from {self.url})", None
+def _failure(e: Exception, url: str, key: str | None) -> str:
+    "The recorded error of a request the openai client gave up on (after its retries)."
+    if isinstance(e, openai.APIStatusError):
+        return _status_error(e, url, key)
+    if isinstance(e, openai.APIConnectionError):  # APITimeoutError too; the transport's reason is its cause
+        return f"{type(e).__name__} from {url}: {e.__cause__ or e.message}"
+    if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)):
+        return f"the reply from {url} is not JSON ({e})"
+    return f"{e} (from {url})"
+
 
 # %% ../nbs/09a_providers.ipynb #92bb901c
 @patch
 def ask(
     self: OpenAICompatible, messages: list[dict], seed: int | None = None, queued_at: float | None = None
 ) -> Generation:
-    "One question with retries: a Generation holding the reply, or the last error."
+    "One question, retried by the openai client: a Generation holding the reply, or the last error."
     start = time.perf_counter()
     queued = start - queued_at if queued_at is not None else 0.0
-    for n in range(self.retries + 1):
-        reply, error, wait = self.attempt(messages, seed)
-        if reply is not None:
-            try:
-                return self.generation(reply, time.perf_counter() - start, queued)
-            except ValueError as e:
-                error, wait = f"{e} (from {self.url})", None
-        if wait is None or n == self.retries:
-            break
-        time.sleep(wait if wait >= 0 else self.backoff * 2**n)
-    return Generation(seconds=time.perf_counter() - start, queue_seconds=queued, error=_redact(error, self.key))
+    try:
+        return self.generation(self.post(messages, seed), time.perf_counter() - start, queued)
+    except (openai.OpenAIError, ValueError) as e:  # JSON and Unicode errors are ValueErrors
+        error = _redact(_failure(e, self.url, self.key), self.key)
+    return Generation(seconds=time.perf_counter() - start, queue_seconds=queued, error=error)
 
 
 @patch
@@ -286,10 +299,9 @@ def generate(self: OpenAICompatible, prompts: list[list[dict]], seeds: list[int]
 @patch
 def served_models(self: OpenAICompatible) -> list[str] | None:
     "The model ids the server lists, or None when it does not list them."
-    url = self.url.removesuffix("/chat/completions") + "/models"
     try:
-        data = json.loads(_fetch(url, None, self.headers(), self.timeout, self.max_reply_bytes))
-    except (urllib.error.URLError, OSError, ValueError):
+        data = json.loads(self.client.models.with_raw_response.list().http_response.content)
+    except (openai.OpenAIError, ValueError):
         return None
     ids = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)] if isinstance(data, dict) else []
     return [i for i in ids if i] or None

@@ -19,9 +19,9 @@ from .files import atomic_write_text, hub_name, is_local, json_line, json_object
 from .scoring import FINAL_ANSWER_PATTERN, answer_complete, final_answer_end
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'PROTOCOL_DEFAULTS', 'write_jsonl', 'read_jsonl', 'select_questions', 'load_streetmath', 'published_file',
-           'check_template', 'build_prompt', 'system_prompt', 'build_messages', 'StopRule', 'Generation',
-           'StreetMathSettings', 'prompt_ids', 'prompt_text']
+__all__ = ['PROTOCOLS', 'PROTOCOL_DEFAULTS', 'PLAIN_REFERENCE_TEMPLATE', 'write_jsonl', 'read_jsonl', 'select_questions',
+           'load_streetmath', 'published_file', 'check_template', 'build_prompt', 'system_prompt', 'build_messages',
+           'StopRule', 'Generation', 'StreetMathSettings', 'prompt_ids', 'prompt_text']
 
 # %% ../nbs/02b_streetmath.ipynb #541e2df6
 _all_ = ["prompt_ids", "prompt_text"]  # helpers that other modules use: public, defined below
@@ -498,3 +498,11 @@ def prompt_ids(tokenizer, text: str, reference: bool = False) -> list[int]:
     "Token ids of a prompt text (the reference always lets the tokenizer add its special tokens)."
     special = reference or not getattr(tokenizer, "chat_template", None)
     return tokenizer(text, add_special_tokens=special)["input_ids"]
+
+# %% ../nbs/02b_streetmath.ipynb #1c670207
+PLAIN_REFERENCE_TEMPLATE = (
+    "{%- set ns = namespace(found=false, system='') -%}"
+    "{%- for m in messages -%}{%- if m['role'] == 'system' and not ns.found -%}"
+    "{%- set ns.found = true -%}{%- set ns.system = m['content'] -%}{%- endif -%}{%- endfor -%}"
+    "{%- if ns.system -%}{{ ns.system + '\\n\\n' }}{%- endif -%}{{ messages[-1]['content'] }}"
+)

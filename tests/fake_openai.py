@@ -82,7 +82,7 @@ def serve_fake_openai(answers: dict, key: str | None = None, model: str = "fake-
 class Misbehaving(BaseHTTPRequestHandler):
     """A server that misbehaves as its path says: /drip sends a byte every 0.2 s, /redirect moves to /elsewhere,
     /echo-error and /echo-reply echo the key (raw past 290 characters, and URL-encoded), /retry-inf asks to wait
-    forever, /huge announces and streams 64 MiB; `hits` records every path asked."""
+    forever, /busy-once asks once to wait 1.5 s, /huge announces and streams 64 MiB; `hits` records every path asked."""
 
     hits, key = [], ""
 
@@ -124,6 +124,8 @@ class Misbehaving(BaseHTTPRequestHandler):
             self.send(401, ("x" * 290 + echoed).encode())
         elif self.path.startswith("/retry-inf"):
             self.send(429, b"busy", Retry_After="inf")
+        elif self.path.startswith("/busy-once") and cls.hits.count(self.path) == 1:
+            self.send(429, b"busy", Retry_After="1.5")
         else:
             reply = {"choices": [{"message": {"content": f"Final answer: 3 (key {echoed})"}, "finish_reason": "stop"}]}
             self.send(200, json.dumps(reply).encode())

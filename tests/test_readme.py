@@ -3,6 +3,7 @@ what it says it prints is compared with what it prints; the preset table is the 
 
 import doctest
 import os
+import math
 import re
 import shutil
 import subprocess
@@ -40,6 +41,7 @@ def test_set_up_reads_top_to_bottom_and_ci_runs_the_test_command(repo):
     assert "test_notebooks.py --flags slow" in tests and "pytest" in tests
     assert setup.index("apt-get install -y chromium") < setup.index(tests)  # the browser test's need, said before
     ci = (repo / ".ci" / "run").read_text()
+    assert "readme_torch=$(grep -m1 '^pip install torch ' README.md)" in ci  # CI runs the README's torch line too
     extract = re.search(r"test_cmd=\$\((awk .*README\.md)\)", ci).group(1)
     got = subprocess.run(["bash", "-c", extract], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
     assert got == tests
@@ -136,12 +138,20 @@ def shell_commands(text: str) -> list[str]:
     ]
 
 
+def demo_disk_mb(out: str) -> float:
+    "The megabytes the demo says its folder holds ('disk: 29.4MB under ...'); infinite when it does not say."
+    said = re.search(r"^disk: ([0-9.]+)([KMG])B under", out, re.M)
+    return float(said[1]) * {"K": 1e-3, "M": 1.0, "G": 1e3}[said[2]] if said else math.inf
+
+
 def claims(cwd: Path) -> dict:
     "What the README says each command prints or writes, keyed by the command's start: (check of stdout, of files)."
     return {
         "archnb demo": lambda out: "norm" in out
         and (cwd / "runs/demo/report.md").is_file()
-        and (cwd / "runs/demo/table.csv").is_file(),
+        and (cwd / "runs/demo/table.csv").is_file()
+        and demo_disk_mb(out) < 100  # "about 90 MB": the kept weights do not depend on the steps
+        and not list((cwd / "runs/demo").rglob("optimizer.pt")),
         "archnb presets --preset smollm2-135m": lambda out: "total" in out and "134,515,008" in out,
         "archnb bench --preset tiny": lambda out: "GPT2LMHeadModel" in out and "_vs_twin_" in out,
         "archnb train --preset tiny --corpus streetmath --max-steps 60 ": lambda out: "completed" in out
