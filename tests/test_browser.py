@@ -164,7 +164,15 @@ def run_all(page, url: str, params, folder: Path, attempts: int = 4):
             page.screenshot(path=str(folder / f"run-all-not-started-{attempt + 1}.png"))
             open_notebook(page, url)
             continue
-        params.wait_for(state="visible", timeout=300_000)
+        try:
+            params.wait_for(state="visible", timeout=300_000)
+        except PlaywrightTimeout:  # cells ran but the picker never came: keep what the page showed
+            page.screenshot(path=str(folder / "first-picker-not-shown.png"))
+            status = page.locator(".jp-Notebook-ExecutionIndicator").first.get_attribute("data-status")
+            raise AssertionError(
+                f"Run All started, but the first picker was not shown within 300 s (kernel {status}; screenshot "
+                f"first-picker-not-shown.png in {folder}); errors: {error_texts(page)}"
+            ) from None
         return
     errors = error_texts(page)
     status = page.locator(".jp-Notebook-ExecutionIndicator").first.get_attribute("data-status")
