@@ -547,9 +547,11 @@ def demo(
     summary.to_csv(out / "summary.csv", index=False)
     title = "archnb demo: depth and norm on StreetMath (tiny preset)"
     kept = "every checkpoint" if keep_checkpoints else "each run's final weights, without optimizer state"
-    disk = f"- **Disk**: {human(folder_bytes(out))}B under `{out}` ({kept}; the report's figures are all kept)"
-    report = report_markdown(res.table, title, res.skipped, images, setup=[*shared_setup(res.records), disk])
+    disk_bytes = folder_bytes(out)
+    disk = f"{human(disk_bytes)}B under `{out}` ({kept}; the report's figures are all kept)"
+    setup = [*shared_setup(res.records), f"- **Disk**: {disk}"]
+    report = report_markdown(res.table, title, res.skipped, images, setup=setup)
     atomic_write_text(out / "report.md", report)
     images = {k: out / v for k, v in images.items()}
     found = {"table": res.table, "summary": summary, "report": report, "out": out, "images": images}
-    return found | {"disk_bytes": folder_bytes(out), "disk": disk.removeprefix("- **Disk**: ")}
+    return found | {"disk_bytes": disk_bytes, "disk": disk}

@@ -175,7 +175,7 @@ class OpenAICompatible:
         if self.stop.sequences:
             self.body["stop"] = list(self.stop.sequences)
         self.extra_body = dict(extra_body or {})  # recorded with the run: it changes the replies
-        self.concurrency, self.retries, self.timeout = concurrency, retries, timeout
+        self.concurrency = concurrency  # retries live in the client, the timeout in its transport
         self.max_reply_bytes = MAX_REPLY_BYTES  # recorded in the run's summary
         transport = _DeadlineTransport(timeout, send_key=bool(api_key))
         self.client = openai.OpenAI(
