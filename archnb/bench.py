@@ -120,6 +120,7 @@ def bench(
     dropout: float | None = None,
     gen_tokens: int = 32,
     gen_prompt: int = 16,
+    compile: bool = False,
     progress: bool = True,
     **arch_overrides,
 ) -> dict:
@@ -139,6 +140,7 @@ def bench(
             torch.manual_seed(0)
             model = build().to(dev).train()
             opt = make_adamw(model, TrainConfig(learning_rate=3e-4), dev)
+            model = torch.compile(model) if compile else model  # the step compiles during this warm-up, untimed
             train_steps(model, opt, batches[:1], p)
         live.append(
             {"model": label, "precision": p, "net": model, "opt": opt, "times": [], "peak_mem_gb": pm.peak / 1e9}
@@ -151,7 +153,15 @@ def bench(
             bar.update()
     bar.close()
     table = summarise(config, live, batch, ctx, steps, dev, gen_tokens, gen_prompt)
-    return {"config": config, "table": table, "ratios": ratios(table), "batch": batch, "ctx": ctx, "device": str(dev)}
+    return {
+        "config": config,
+        "table": table,
+        "ratios": ratios(table),
+        "batch": batch,
+        "ctx": ctx,
+        "device": str(dev),
+        "compile": compile,
+    }
 
 # %% ../nbs/05a_bench.ipynb #a3edff4a
 def summarise(config, live, batch, ctx, steps, dev, gen_tokens, gen_prompt) -> pd.DataFrame:
@@ -176,7 +186,8 @@ def summarise(config, live, batch, ctx, steps, dev, gen_tokens, gen_prompt) -> p
         }
         run["net"].eval()
         with autocast(run["precision"], dev):
-            for b in (1, 8):
+            for b in (1, 8):  # a short untimed generation first: kernel choice and caches are not generation speed
+                generation_seconds(run["net"], b, gen_prompt, min(2, n_new), config.vocab_size, dev)
                 row[f"gen_tokens_per_s_b{b}"] = (
                     b * n_new / generation_seconds(run["net"], b, gen_prompt, n_new, config.vocab_size, dev)
                 )
@@ -209,6 +220,7 @@ def format_bench(res: dict) -> str:
         f"{c.preset or 'model'}: {count_params(c)['total']:,} parameters, {c.norm}/{c.pos}/{c.mlp}, batch "
         f"{res['batch']} × context {res['ctx']}, "
         f"vocab {c.vocab_size}, dropout {c.dropout}, device {res['device']}"
+        + (", training steps torch.compile'd (generation runs eager)" if res.get("compile") else "")
     )
     t["mfu"] = (t.mfu * 100).map("{:.1f}%".format)
     t["round_spread"] = (t.round_spread * 100).map("±{:.0f}%".format)

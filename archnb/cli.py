@@ -80,7 +80,7 @@ def bench_command(args) -> int:
     "Run the benchmark and print the table and ratios."
     from archnb.bench import bench, format_bench
 
-    given = pick_options(args, "batch ctx vocab steps rounds precision vs device dropout gen_tokens gen_prompt")
+    given = pick_options(args, "batch ctx vocab steps rounds precision vs device dropout gen_tokens gen_prompt compile")
     res = bench(args.preset, **given, **parse_settings(args.set))
     print(format_bench(res))
     return 0
@@ -107,6 +107,7 @@ def _bench_options(p):
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--gen-tokens", type=int, default=32, help="new tokens per generation run (default: 32)")
     p.add_argument("--gen-prompt", type=int, default=16, help="prompt length for generation (default: 16)")
+    p.add_argument("--compile", action="store_true", help="torch.compile every model's training step")
     p.add_argument(
         "--set",
         action="append",
@@ -467,6 +468,61 @@ def _bench_finetune_options(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=bench_finetune_command)
 
+# %% ../nbs/11b_cli.ipynb #59800e7e
+def bench_generate_command(args) -> int:
+    "Time archnb's generator against transformers' generate (dynamic, static cache) and generate_batch; print it."
+    from archnb.genbench import bench_generation, format_generation_bench
+    from archnb.hf import load_causal_lm
+    from archnb.streetmath import load_streetmath, published_file
+
+    source = args.questions_from or published_file() or "generated"
+    records = load_streetmath(str(source), split="test", limit=args.questions)
+    model, tok = load_causal_lm(args.model, num_layers=args.num_layers, device=args.device, dtype=args.dtype)
+    res = bench_generation(
+        model,
+        tok,
+        records,
+        protocol=args.protocol,
+        batch_size=args.batch_size,
+        max_tokens=args.max_tokens,
+        runners=[r.strip() for r in args.runners.split(",")],
+        repeats=args.repeats,
+        warmup=not args.no_warmup,
+        progress=not args.no_progress,
+    )
+    print(f"{args.model}: questions from {source}")
+    print(format_generation_bench(res))
+    return 0
+
+
+def _bench_generate_options(p):
+    "The `bench-generate` subcommand's options."
+    p.add_argument("--model", default="smollm2-135m-instruct", help="model name, folder, .gguf file or archnb run")
+    p.add_argument("--num-layers", type=int, default=None, help="keep this many layers (the first)")
+    p.add_argument("--questions", type=count_arg, default=64, help="how many questions (default: 64)")
+    p.add_argument(
+        "--questions-from",
+        default=None,
+        metavar="FILE|generated",
+        help="a StreetMath JSONL file, or generated (default: the published test file if found, else generated)",
+    )
+    p.add_argument(
+        "--protocol", choices=["reference", "archnb"], default="reference", help="the prompts (default: reference)"
+    )
+    p.add_argument("--batch-size", type=count_arg, default=16, help="rows decoded together (default: 16)")
+    p.add_argument("--max-tokens", type=count_arg, default=128, help="new tokens per reply at most (default: 128)")
+    p.add_argument(
+        "--runners",
+        default="archnb,generate,generate-static,generate_batch",
+        help="comma-separated, from archnb, generate, generate-static, generate_batch (default: all four)",
+    )
+    p.add_argument("--repeats", type=count_arg, default=1, help="timed runs of each runner, in turn (default: 1)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, float16 or auto")
+    p.add_argument("--no-warmup", action="store_true", help="time the first call too")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=bench_generate_command)
+
 # %% ../nbs/11b_cli.ipynb #d811c4f7
 def export_command(args) -> int:
     "Write a model as plain transformers (or llama.cpp) loads it; print what was written and why."
@@ -545,6 +601,10 @@ COMMANDS = {  # name: (what it does, the function that adds its options)
     "bench-finetune": (
         "archnb's fine-tuning against TRL's SFTTrainer: tokens/s, memory, loss",
         _bench_finetune_options,
+    ),
+    "bench-generate": (
+        "time archnb's StreetMath generator against transformers' generate and generate_batch (tokens/s, replies)",
+        _bench_generate_options,
     ),
     "export": ("write a model as plain transformers loads it, without archnb", _export_options),
     "lm-eval": ("evaluate a model with lm-evaluation-harness, archnb's StreetMath tasks included", _lm_eval_options),

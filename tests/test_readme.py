@@ -154,6 +154,8 @@ def claims(cwd: Path) -> dict:
         and not list((cwd / "runs/demo").rglob("optimizer.pt")),
         "archnb presets --preset smollm2-135m": lambda out: "total" in out and "134,515,008" in out,
         "archnb bench --preset tiny": lambda out: "GPT2LMHeadModel" in out and "_vs_twin_" in out,
+        "archnb bench-generate --model smollm2-135m-instruct": lambda out: "from street_math_test.jsonl" in out
+        and re.search(r"^ *generate_batch +[\d.,]+ +±\d+% +[\d,]+ +[\d.,]+ +8 +[\d.]+×$", out, re.M) is not None,
         "archnb train --preset tiny --corpus streetmath --max-steps 60 ": lambda out: "completed" in out
         and (cwd / "runs/tiny/checkpoint-0000060").is_dir(),
         "archnb train --preset tiny --corpus streetmath --max-steps 120 ": lambda out: "completed" in out

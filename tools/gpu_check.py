@@ -1,8 +1,8 @@
 """The repository's GPU check: in a few minutes on one GPU, with no network, it runs `archnb train` (a few steps of the
-150M preset, bf16), `archnb bench --vs hf` (bf16, eager), a generation comparison (archnb's continuous-batching runner
-against transformers' `generate` with a dynamic and a static cache, on the same StreetMath prompts and model) and a
-short `archnb streetmath` run on a random SmolLM2-shaped model, then prints one table of what it measured. Where no
-CUDA GPU is visible it says so and exits 0 without running anything.
+150M preset, bf16), `archnb bench --vs hf` (bf16, eager and compiled), `archnb bench-generate` (archnb's StreetMath
+generator against transformers' `generate` with a dynamic and a static cache and `generate_batch`, on the same prompts
+and model) and a short `archnb streetmath` run, both on a random SmolLM2-shaped model, then prints one table of what
+it measured. Where no CUDA GPU is visible it says so and exits 0 without running anything.
 
     python tools/gpu_check.py [--out DIR] [--small] [--device cuda]
 
@@ -75,16 +75,17 @@ def check_train(out: Path, small: bool, device: str) -> list[tuple]:
     ]
 
 
-def check_bench(small: bool, device: str) -> list[tuple]:
-    "`archnb bench --vs hf` in bf16: archnb against the transformers twin, training and generation."
+def check_bench(small: bool, device: str, compiled: bool) -> list[tuple]:
+    "`archnb bench --vs hf` in bf16 (`--compile` when `compiled`): archnb against the transformers twin."
     preset, batch = ("debug", 4) if small else ("150M", 16)
+    step = f"archnb bench --vs hf, {'compiled' if compiled else 'eager'}"
     text, _ = archnb("bench", "--preset", preset, "--vs", "hf", "--precision", "bf16", "--batch", batch,
-                     "--rounds", 3, "--device", device)  # fmt: skip
+                     "--rounds", 3, "--device", device, *(["--compile"] if compiled else []))  # fmt: skip
     rows = []
     for line in text.splitlines():
         if m := re.match(r"^(\w+): ([\d.]+)×$", line.strip()):
-            rows.append(("archnb bench --vs hf", f"{preset}, batch {batch}, bf16", m.group(1), float(m.group(2))))
-    rows.append(("archnb bench --vs hf", "table", "text", "\n" + text.strip()))
+            rows.append((step, f"{preset}, batch {batch}, bf16", m.group(1), float(m.group(2))))
+    rows.append((step, "table", "text", "\n" + text.strip()))
     return rows
 
 
@@ -108,63 +109,27 @@ def random_smollm2(folder: Path, small: bool) -> Path:
     return folder
 
 
-def timed(fn, device) -> tuple[float, object]:
-    "(seconds, result) of `fn()`, the device synchronised before and after."
-    from archnb.runtime import sync
-
-    sync(device)
-    start = time.perf_counter()
-    result = fn()
-    sync(device)
-    return time.perf_counter() - start, result
-
-
-def hf_generate(model, tok, prompts: list[str], batch: int, new_tokens: int, cache: str | None) -> int:
-    "transformers' `generate` over `prompts` in fixed batches (greedy, left padding); the tokens generated."
-    import torch
-
-    tok.padding_side, made = "left", 0
-    for i in range(0, len(prompts), batch):
-        enc = tok(prompts[i : i + batch], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        kw = {"cache_implementation": cache} if cache else {}
-        with torch.inference_mode():
-            out = model.generate(**enc, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, **kw)
-        new = out[:, enc["input_ids"].shape[1] :]
-        made += int((new != tok.pad_token_id).sum())
-    return made
+GENERATION_ROW = re.compile(r"^\s*(archnb|generate|generate-static|generate_batch)\s+([\d.,]+)\s+±\d+%\s+([\d,]+)"
+                            r"\s+([\d.,]+)\s+(\d+)\s+([\d.,]+)×$", re.M)
 
 
 def check_generation(folder: Path, small: bool, device: str) -> list[tuple]:
-    "archnb's runner against transformers' generate (dynamic and static cache) on the same prompts, model and length."
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from archnb.generate import TransformersGenerator
-    from archnb.streetmath import StreetMathSettings, load_streetmath
-
+    "`archnb bench-generate`: archnb's generator against generate (dynamic, static cache) and generate_batch."
     n, batch, new_tokens = (8, 4, 8) if small else (128, 64, 128)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to(device).eval()
-    tok = AutoTokenizer.from_pretrained(folder)
-    settings = StreetMathSettings(protocol="archnb", max_tokens=new_tokens, stop_at_final_answer=False)
-    questions = load_streetmath("generated", split="test", limit=n, shuffle=True, seed=0)
-    gen = TransformersGenerator.from_settings(model, tok, settings, batch_size=batch)
-    prompts = [gen.prompt(settings.messages(q)) for q in questions]
+    text, _ = archnb(
+        "bench-generate", "--model", folder, "--questions-from", "generated", "--questions", n, "--protocol", "archnb",
+        "--batch-size", batch, "--max-tokens", new_tokens, "--dtype", "bfloat16", "--device", device, "--no-progress",
+    )  # fmt: skip
     where = f"random SmolLM2 shape, bf16, {n} prompts, batch {batch}, {new_tokens} new tokens, greedy"
-
-    methods = {
-        "archnb runner": lambda ps: sum(g.completion_tokens or 0 for _, g in gen.generate(ps)),
-        "generate (dynamic cache)": lambda ps: hf_generate(model, tok, ps, batch, new_tokens, None),
-        "generate (static cache)": lambda ps: hf_generate(model, tok, ps, batch, new_tokens, "static"),
-    }
-    rows, speed = [], {}
-    for name, fn in methods.items():
-        timed(lambda: fn(prompts[:batch]), device)  # warm-up on one full batch: kernels chosen, static step compiled
-        secs, tokens = timed(lambda: fn(prompts), device)
-        speed[name] = tokens / secs
-        rows.append(("generation", where, f"{name} tokens/s", speed[name]))
-    for name in list(speed)[1:]:
-        rows.append(("generation", where, f"archnb runner / {name}", speed["archnb runner"] / speed[name]))
-    return rows
+    rows = []
+    for runner, _, _, speed, equal, ratio in GENERATION_ROW.findall(text):
+        rows.append(("generation", where, f"{runner} tokens/s", float(speed.replace(",", ""))))
+        if runner != "archnb":
+            rows.append(("generation", where, f"archnb / {runner}", float(ratio)))
+            rows.append(("generation", where, f"{runner}: replies equal to archnb's", int(equal)))
+    if not rows:
+        raise RuntimeError(f"archnb bench-generate printed no table:\n{text[-2000:]}")
+    return rows + [("generation", "table", "text", "\n" + text.strip())]
 
 
 def check_streetmath(folder: Path, out: Path, small: bool, device: str) -> list[tuple]:
@@ -231,7 +196,8 @@ def main() -> int:
     rows, failed = [], []
     steps = (
         ("train", lambda: check_train(out, args.small, args.device)),
-        ("bench", lambda: check_bench(args.small, args.device)),
+        ("bench", lambda: check_bench(args.small, args.device, compiled=False)),
+        ("bench compiled", lambda: check_bench(args.small, args.device, compiled=True)),
         ("generation", lambda: check_generation(folder, args.small, args.device)),
         ("streetmath", lambda: check_streetmath(folder, out, args.small, args.device)),
     )
