@@ -38,21 +38,50 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 # %% ../nbs/01a_runtime.ipynb #7d580770
+def _matmul_operands(dtype: torch.dtype, device: torch.device, n: int) -> tuple:
+    return torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
+
+
+def _matmul_seconds(a, b, sync) -> float:
+    "Seconds one `a @ b` takes, finished."
+    t = time.perf_counter()
+    a @ b
+    sync()
+    return time.perf_counter() - t
+
+
+def _no_sync():
+    pass
+
+
 @lru_cache(maxsize=None)
 def matmul_flops(dtype: torch.dtype, device: str, n: int = 2048, seconds: float = 0.3) -> float:
     "Measured matrix-multiply FLOP/s for `dtype` on `device` (square n×n, best of repeated timings)."
     dev = torch.device(device)
-    a, b = torch.randn(n, n, device=dev).to(dtype), torch.randn(n, n, device=dev).to(dtype)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    a @ b
-    sync()
+    a, b = _matmul_operands(dtype, dev, n)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else _no_sync
+    _matmul_seconds(a, b, sync)  # first use
     best, start = float("inf"), time.perf_counter()
     while time.perf_counter() - start < seconds:
-        t = time.perf_counter()
-        a @ b
-        sync()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, _matmul_seconds(a, b, sync))
     return 2 * n**3 / best
+
+
+BF16_MIN_SPEEDUP = 1.2  # precision "auto" on a CPU takes bf16 only where its matmul is at least this much faster
+
+
+@lru_cache(maxsize=None)
+def _cpu_bf16_speedup(n: int = 1024, seconds: float = 0.6) -> float:
+    "How many times as fast a bf16 matmul is as an fp32 one on this CPU: the two timed in turn, best of each."
+    operands = {dtype: _matmul_operands(dtype, torch.device("cpu"), n) for dtype in (torch.bfloat16, torch.float32)}
+    for a, b in operands.values():
+        _matmul_seconds(a, b, _no_sync)  # first use
+    best, start = dict.fromkeys(operands, float("inf")), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for dtype, (a, b) in operands.items():
+            best[dtype] = min(best[dtype], _matmul_seconds(a, b, _no_sync))
+    return best[torch.float32] / best[torch.bfloat16]
+
 
 # %% ../nbs/01a_runtime.ipynb #5ce36bb3
 def resolve_precision(precision: str, device) -> str:
@@ -62,7 +91,7 @@ def resolve_precision(precision: str, device) -> str:
     dev = torch.device(device)
     if dev.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if dev.type == "cpu" and matmul_flops(torch.bfloat16, "cpu", 1024) > 1.2 * matmul_flops(torch.float32, "cpu", 1024):
+    if dev.type == "cpu" and _cpu_bf16_speedup() >= BF16_MIN_SPEEDUP:
         return "bf16"
     return "fp32"
 

@@ -40,9 +40,10 @@ def kill_after(command: list, run_dir, step: int, max_steps: int) -> int:
 
 def assert_resumed_like_straight(tmp_path, weights: str, killed_at: int):
     "The resumed run's final weights and losses equal the uninterrupted run's, and its state records the resume."
+    ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("straight", "killed"))
+    assert ma.get("precision") == mb.get("precision"), "the two runs chose different precisions: nothing to compare"
     a, b = (load_file(str(tmp_path / d / weights)) for d in ("straight", "killed"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("straight", "killed"))
     assert ma["train/loss"] == mb["train/loss"] and ma["val/loss"] == mb["val/loss"]
     state = json.loads((tmp_path / "killed" / weights).with_name("training_state.json").read_text())
     assert state["resumed"][0]["at_step"] == killed_at
