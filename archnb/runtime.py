@@ -54,17 +54,23 @@ def _no_sync():
     pass
 
 
+def _best_matmul_seconds(operands: dict, sync, seconds: float) -> dict:
+    "The best seconds of each `a @ b` in `operands` ({key: (a, b)}), the products timed in turn for `seconds`."
+    for a, b in operands.values():
+        _matmul_seconds(a, b, sync)  # first use
+    best, start = dict.fromkeys(operands, float("inf")), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for key, (a, b) in operands.items():
+            best[key] = min(best[key], _matmul_seconds(a, b, sync))
+    return best
+
+
 @lru_cache(maxsize=None)
 def matmul_flops(dtype: torch.dtype, device: str, n: int = 2048, seconds: float = 0.3) -> float:
     "Measured matrix-multiply FLOP/s for `dtype` on `device` (square n×n, best of repeated timings)."
     dev = torch.device(device)
-    a, b = _matmul_operands(dtype, dev, n)
     sync = torch.cuda.synchronize if dev.type == "cuda" else _no_sync
-    _matmul_seconds(a, b, sync)  # first use
-    best, start = float("inf"), time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        best = min(best, _matmul_seconds(a, b, sync))
-    return 2 * n**3 / best
+    return 2 * n**3 / _best_matmul_seconds({dtype: _matmul_operands(dtype, dev, n)}, sync, seconds)[dtype]
 
 
 BF16_MIN_SPEEDUP = 1.2  # precision "auto" on a CPU takes bf16 only where its matmul is at least this much faster
@@ -74,12 +80,7 @@ BF16_MIN_SPEEDUP = 1.2  # precision "auto" on a CPU takes bf16 only where its ma
 def _cpu_bf16_speedup(n: int = 1024, seconds: float = 0.6) -> float:
     "How many times as fast a bf16 matmul is as an fp32 one on this CPU: the two timed in turn, best of each."
     operands = {dtype: _matmul_operands(dtype, torch.device("cpu"), n) for dtype in (torch.bfloat16, torch.float32)}
-    for a, b in operands.values():
-        _matmul_seconds(a, b, _no_sync)  # first use
-    best, start = dict.fromkeys(operands, float("inf")), time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for dtype, (a, b) in operands.items():
-            best[dtype] = min(best[dtype], _matmul_seconds(a, b, _no_sync))
+    best = _best_matmul_seconds(operands, _no_sync, seconds)
     return best[torch.float32] / best[torch.bfloat16]
 
 

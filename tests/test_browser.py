@@ -172,8 +172,8 @@ def run_all(page, url: str, params, folder: Path, attempts: int = 4):
             params.wait_for(state="visible", timeout=30_000)
             return
         except PlaywrightTimeout:  # seen in CI: every cell ran, no error, the kernel idle, and no picker on the page
-            name = page_screenshot(page, folder, f"first-picker-not-shown-{attempt}.png")
-            assert not error_texts(page), f"Run All ended in errors ({name} in {folder}): {error_texts(page)}"
+            name, errors = page_screenshot(page, folder, f"first-picker-not-shown-{attempt}.png"), error_texts(page)
+            assert not errors, f"Run All ended in errors ({name} in {folder}): {errors}"
             tries.append(f"try {attempt}: the cells ran, the picker was not drawn ({name}; {undrawn_widgets(page)})")
             open_notebook(page, url)
     status = page.locator(".jp-Notebook-ExecutionIndicator").first.get_attribute("data-status")
@@ -320,8 +320,7 @@ def test_widgets_in_chromium(lab, shots):
         page = browser.new_page(viewport={"width": 1400, "height": 2400})  # tall: a whole widget in one screenshot
         page.on("dialog", lambda dialog: dialog.accept())  # "leave this page?" when a reload is needed
         open_notebook(page, lab)
-        run_all(page, lab, page.locator(".archnb-params").first, shots)
-        wait_until_run(page)
+        run_all(page, lab, page.locator(".archnb-params").first, shots)  # returns once no cell is queued or running
         no_error_outputs(page)
         page.screenshot(path=str(shots / "after-run-all.png"))
         drive_picker(page, shots)
