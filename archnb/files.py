@@ -16,12 +16,23 @@ import time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'read_utf8', 'strict_json', 'jsonl_lines',
-           'json_objects', 'json_line', 'is_local', 'hub_name', 'InUseError', 'FolderLock', 'shipped_folder',
-           'no_space', 'raise_no_space', 'folder_bytes']
+__all__ = ['scratch_folder', 'atomic_write', 'atomic_write_bytes', 'atomic_write_text', 'sha256_file', 'read_utf8', 'strict_json',
+           'jsonl_lines', 'json_objects', 'json_line', 'is_local', 'hub_name', 'InUseError', 'FolderLock',
+           'shipped_folder', 'no_space', 'raise_no_space', 'folder_bytes']
 
 # %% ../nbs/000_files.ipynb #58666596
 _all_ = ["no_space", "raise_no_space", "folder_bytes"]  # helpers that other modules use: public, defined below
+
+# %% ../nbs/000_files.ipynb #33c1855b
+_SCRATCH = []  # each folder's TemporaryDirectory, kept alive so that its finaliser runs at exit, not before
+
+
+def scratch_folder(prefix: str = "archnb-") -> Path:
+    "A fresh temporary folder, removed with all it holds when this Python process (or Jupyter kernel) ends."
+    folder = tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True)
+    _SCRATCH.append(folder)
+    return Path(folder.name)
+
 
 # %% ../nbs/000_files.ipynb #6f708192
 # torch.save's writers hide the system's error behind these (zip writer; file stream for large tensors)

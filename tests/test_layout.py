@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 MAX_LINE = 120
@@ -171,6 +172,27 @@ def test_notebook_runner_names_the_cell_a_timeout_stopped_and_runs_pytest_whatev
     assert summary[1].endswith("slow.ipynb (timed out after 30 s in cell #1: import time)"), summary
     assert summary[2].startswith("pytest: 1 failed, 1 passed"), summary
     assert summary[3].startswith("FAILED") and "test_fails" in summary[3], summary
+
+
+def test_notebook_runner_removes_what_notebooks_and_pytest_leave_in_temporary_folders(repo, tmp_path):
+    "A notebook or test that forgets its mkdtemp folder leaves nothing: CI's disk once filled up with them."
+    nbs, tests, said = tmp_path / "nbs", tmp_path / "suite", tmp_path / "said"
+    nbs.mkdir()
+    tests.mkdir()
+    forget = "import tempfile, pathlib\nd = pathlib.Path(tempfile.mkdtemp())\n"
+    forget += "(d / 'big').write_bytes(bytes(3_000_000))\n"
+    nb_code = forget.replace("3_000_000", "9_000_000") + f"open({str(said / 'nb')!r}, 'w').write(str(d))"
+    nb = str(write_notebook(nbs / "forgets.ipynb", nb_code))
+    (tests / "test_forgets.py").write_text(f"def test_forgets():\n    {forget.replace(chr(10), chr(10) + '    ')}"
+                                           f"open({str(said / 'test')!r}, 'w').write(str(d))\n")
+    said.mkdir()
+    runner = [sys.executable, str(repo / "tools" / "test_notebooks.py"), "--pytest", str(tests), nb]
+    res = subprocess.run(runner, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    left = {p.name: Path(p.read_text()) for p in said.iterdir()}
+    assert sorted(left) == ["nb", "test"] and not any(d.exists() for d in left.values()), left
+    assert all(Path(tempfile.gettempdir()) in d.parents for d in left.values())
+    assert "temporary files: forgets.ipynb left the most, 0.01 GB, all removed" in res.stdout, res.stdout
 
 
 def test_notebook_recorder_runs_what_the_tests_run_and_leaves_a_failed_notebook_as_it_was(repo, tmp_path):

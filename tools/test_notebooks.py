@@ -1,15 +1,20 @@
 """Run every notebook's tests as `nbdev_test` does, one notebook at a time, each in a fresh process, printing each
 notebook's name, result and time as it finishes (a notebook over --timeout is stopped, naming the cell it was
 running); then, with --pytest, run pytest on the given folder whatever the notebooks did; end with one summary of
-every failure and exit 1 when anything failed or no notebook was found.
+every failure and exit 1 when anything failed or no notebook was found. Each notebook and the pytest run get a
+temporary folder of their own (TMPDIR), removed with what they left in it when they end, passed, failed or stopped.
 
     python tools/test_notebooks.py [--flags slow] [--timeout 1800] [--pytest tests] [NOTEBOOK ...]
 """
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -66,32 +71,61 @@ def run_one(nb: str, flags: str) -> int:
     return 0 if ok else 1
 
 
+LEFT_BEHIND = {}  # what each child left in its temporary folder, in bytes, measured before the folder is removed
+
+
+def _folder_bytes(folder: str) -> int:
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file() and not f.is_symlink())
+
+
+@contextmanager
+def own_temp_folder(name: str):
+    "An environment whose TMPDIR is a fresh folder, removed with all it holds (its size kept) when the child ends."
+    folder = tempfile.mkdtemp(prefix="archnb-t-")  # short: Ray puts socket paths under it, limited to 107 bytes
+    try:
+        yield {**os.environ, "TMPDIR": folder}
+    finally:
+        LEFT_BEHIND[name] = _folder_bytes(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_notebook(nb: Path, flags: str, timeout: float) -> tuple[bool, str]:
     "(passed, what went wrong) for one notebook, tested in a fresh process."
-    try:
-        res = subprocess.run(
-            [sys.executable, __file__, "--one", str(nb), "--flags", flags],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as e:
-        return False, timed_out(e.stderr, timeout)
+    with own_temp_folder(nb.name) as env:
+        try:
+            res = subprocess.run(
+                [sys.executable, __file__, "--one", str(nb), "--flags", flags],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+            )
+        except subprocess.TimeoutExpired as e:
+            return False, timed_out(e.stderr, timeout)
     return res.returncode == 0, without_announcements(res.stderr)
 
 
 def run_pytest(folder: str) -> tuple[bool, list[str]]:
     "(passed, its closing line and each FAILED/ERROR line) for `pytest -q folder`, its output shown as it comes."
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", folder], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
     kept, last = [], ""
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-        kept += [line.rstrip()] if line.startswith(("FAILED ", "ERROR ")) else []
-        last = line.strip() or last
-    return proc.wait() == 0, [f"pytest: {last}", *kept]
+    with own_temp_folder("pytest") as env:
+        cmd = [sys.executable, "-m", "pytest", "-q", folder]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            kept += [line.rstrip()] if line.startswith(("FAILED ", "ERROR ")) else []
+            last = line.strip() or last
+        passed = proc.wait() == 0
+    return passed, [f"pytest: {last}", *kept]
+
+
+def disk_lines() -> list[str]:
+    "Who left the most temporary files (removed since) and the disk space left, which a failure may need to know."
+    name, most = max(LEFT_BEHIND.items(), key=lambda kv: kv[1], default=("nothing", 0))
+    free = shutil.disk_usage(tempfile.gettempdir()).free
+    lines = [f"temporary files: {name} left the most, {most / 1e9:.2f} GB, all removed; {free / 1e9:.1f} GB free"]
+    return lines + (["low disk: under 2 GB free, which can fail tests that write models"] if free < 2e9 else [])
 
 
 def main() -> int:
@@ -122,6 +156,7 @@ def main() -> int:
     if args.pytest:
         tests_ok, said = run_pytest(args.pytest)
         summary += said
+    summary += disk_lines()
     print("\nsummary\n" + "\n".join(summary), flush=True)
     return 0 if not failed and tests_ok else 1
 
