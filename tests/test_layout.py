@@ -154,6 +154,7 @@ def test_notebook_runner_names_each_notebook_and_fails_on_a_failure(repo, tmp_pa
     assert lines[0].startswith("ok") and lines[0].endswith("good.ipynb")
     assert lines[1].startswith("FAILED") and lines[1].endswith("bad.ipynb") and "arithmetic" in res.stderr
     assert "1 of 2 notebooks passed" in res.stdout
+    assert res.stdout.splitlines()[-2].endswith("bad.ipynb (AssertionError: arithmetic)"), res.stdout  # its error
     missing = subprocess.run([*runner, str(nbs / "nope.ipynb")], cwd=repo, capture_output=True, text=True)
     assert missing.returncode != 0 and "no such notebook" in missing.stderr
 

@@ -9,6 +9,7 @@ temporary folder of their own (TMPDIR), removed with what they left in it when t
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,16 @@ def own_temp_folder(name: str):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Expired|Exit|Interrupt)\b(:|$)")
+
+
+def error_line(detail: str) -> str:
+    "The line that names a failed notebook's error (the last `SomeError: ...` line), for the summary."
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    named = [line for line in lines if ERROR_LINE.match(line)]
+    return ((named or lines or ["no error output"])[-1])[:600]
+
+
 def test_notebook(nb: Path, flags: str, timeout: float) -> tuple[bool, str]:
     "(passed, what went wrong) for one notebook, tested in a fresh process."
     with own_temp_folder(nb.name) as env:
@@ -147,7 +158,7 @@ def main() -> int:
         ok, detail = test_notebook(nb, args.flags, args.timeout)
         print(f"{'ok    ' if ok else 'FAILED'} {time.perf_counter() - t0:7.1f} s  {name}", flush=True)
         if not ok:
-            failed.append(f"{name}" + (f" ({detail})" if detail.startswith("timed out") else ""))
+            failed.append(f"{name} ({detail if detail.startswith('timed out') else error_line(detail)})")
             sys.stderr.write(detail[-20000:] + "\n")
             sys.stderr.flush()
     summary = [f"{len(found) - len(failed)} of {len(found)} notebooks passed in {time.perf_counter() - start:.0f} s"]
