@@ -75,18 +75,16 @@ def run_one(nb: str, flags: str) -> int:
 LEFT_BEHIND = {}  # what each child left in its temporary folder, in bytes, measured before the folder is removed
 
 
-def _folder_bytes(folder: str) -> int:
-    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file() and not f.is_symlink())
-
-
 @contextmanager
 def own_temp_folder(name: str):
     "An environment whose TMPDIR is a fresh folder, removed with all it holds (its size kept) when the child ends."
+    from archnb.files import folder_bytes  # standard library only: no torch in the runner
+
     folder = tempfile.mkdtemp(prefix="archnb-t-")  # short: Ray puts socket paths under it, limited to 107 bytes
     try:
         yield {**os.environ, "TMPDIR": folder}
     finally:
-        LEFT_BEHIND[name] = _folder_bytes(folder)
+        LEFT_BEHIND[name] = folder_bytes(folder)
         shutil.rmtree(folder, ignore_errors=True)
 
 
