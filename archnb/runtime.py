@@ -18,7 +18,7 @@ import torch
 
 # %% auto #0
 __all__ = ['DTYPES', 'BUSY_SHARE', 'resolve_device', 'resolve_precision', 'autocast', 'peak_flops', 'mfu', 'PeakMemory',
-           'MachineLoad', 'make_adamw', 'generation_seconds', 'sync']
+           'MachineLoad', 'free_cores', 'make_adamw', 'generation_seconds', 'sync']
 
 # %% ../nbs/01a_runtime.ipynb #bd34cb76
 _all_ = ["sync"]  # helpers that other modules use: public, defined below
@@ -252,6 +252,14 @@ class MachineLoad:
             "load/others_cpu_share": others,
             "load/busy": others is not None and others > BUSY_SHARE,
         }
+
+
+def free_cores(seconds: float = 0.5) -> int:
+    "How many cores other processes leave idle, measured over `seconds` (at least 1; every core off Linux)."
+    with MachineLoad() as load:
+        time.sleep(seconds)
+    share, cpus = load.metrics["load/others_cpu_share"], load.metrics["load/cpus"]
+    return cpus if share is None else max(1, cpus - round(share * cpus))
 
 # %% ../nbs/01a_runtime.ipynb #c0b986b1
 def make_adamw(model, t, device) -> torch.optim.AdamW:

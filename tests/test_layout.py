@@ -5,6 +5,7 @@ and writes back only a notebook that ran, and `archnb --help` is quick."""
 import ast
 import configparser
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -154,7 +155,8 @@ def test_notebook_runner_names_each_notebook_and_fails_on_a_failure(repo, tmp_pa
     assert lines[0].startswith("ok") and lines[0].endswith("good.ipynb")
     assert lines[1].startswith("FAILED") and lines[1].endswith("bad.ipynb") and "arithmetic" in res.stderr
     assert "1 of 2 notebooks passed" in res.stdout
-    assert res.stdout.splitlines()[-2].endswith("bad.ipynb (AssertionError: arithmetic)"), res.stdout  # its error
+    failed = [line for line in res.stdout.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 1 and failed[0].endswith("bad.ipynb (AssertionError: arithmetic)"), res.stdout  # its error
     missing = subprocess.run([*runner, str(nbs / "nope.ipynb")], cwd=repo, capture_output=True, text=True)
     assert missing.returncode != 0 and "no such notebook" in missing.stderr
 
@@ -392,3 +394,31 @@ def test_a_name_used_across_modules_is_public_where_it_is_defined(repo):
                 public = importlib.import_module(f"archnb.{owner}").__all__
                 crossing += [f"{f.stem} imports {owner}.{a.name}" for a in node.names if a.name not in public]
     assert not crossing, "\n".join(crossing)
+
+
+def test_notebook_runner_gives_each_child_the_cores_other_work_leaves_idle(repo, tmp_path):
+    "PyTorch's threads wait for a core another process holds: beside a busy loop a child gets fewer threads."
+    nbs, tests = tmp_path / "nbs", tmp_path / "suite"
+    nbs.mkdir()
+    tests.mkdir()
+    said = "import os, torch\nthreads = os.environ['OMP_NUM_THREADS'], torch.get_num_threads()\n"
+    said += "print('threads', *threads, file=open({!r}, 'w'))"
+    nb = str(write_notebook(nbs / "threads.ipynb", said.format(str(tmp_path / "nb"))))
+    test = said.format(str(tmp_path / "pytest")).replace("\n", "\n    ")
+    (tests / "test_threads.py").write_text(f"def test_threads():\n    {test}\n")
+    runner = [sys.executable, str(repo / "tools" / "test_notebooks.py"), "--pytest", str(tests)]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    fixed = subprocess.run([*runner, "--threads", "1", nb], cwd=repo, capture_output=True, text=True, env=env)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert [(tmp_path / w).read_text() for w in ("nb", "pytest")] == ["threads 1 1\n"] * 2
+    assert "threads: 1 for 2 of 2 runs" in fixed.stdout and "other work" not in fixed.stdout  # asked for, not load
+    cores = os.cpu_count()
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(1, cores - 1))]
+    try:
+        busy = subprocess.run([*runner, nb], cwd=repo, capture_output=True, text=True, env=env, timeout=300)
+    finally:
+        [h.kill() for h in hogs]
+    assert busy.returncode == 0, busy.stdout + busy.stderr
+    assert [(tmp_path / w).read_text() for w in ("nb", "pytest")] == ["threads 1 1\n"] * 2  # the one core left
+    tagged = "[1 thread]  " in busy.stdout.splitlines()[0] and "(other work held cores" in busy.stdout
+    assert tagged or cores == 1, busy.stdout

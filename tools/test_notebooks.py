@@ -2,9 +2,10 @@
 notebook's name, result and time as it finishes (a notebook over --timeout is stopped, naming the cell it was
 running); then, with --pytest, run pytest on the given folder whatever the notebooks did; end with one summary of
 every failure and exit 1 when anything failed or no notebook was found. Each notebook and the pytest run get a
-temporary folder of their own (TMPDIR), removed with what they left in it when they end, passed, failed or stopped.
+temporary folder of their own (TMPDIR), removed with what they left in it when they end, passed, failed or stopped,
+and as many threads (OMP_NUM_THREADS) as other work leaves cores idle, measured as each starts (--threads fixes it).
 
-    python tools/test_notebooks.py [--flags slow] [--timeout 1800] [--pytest tests] [NOTEBOOK ...]
+    python tools/test_notebooks.py [--flags slow] [--timeout 1800] [--threads N] [--pytest tests] [NOTEBOOK ...]
 """
 
 import argparse
@@ -75,14 +76,29 @@ def run_one(nb: str, flags: str) -> int:
 LEFT_BEHIND = {}  # what each child left in its temporary folder, in bytes, measured before the folder is removed
 
 
+THREADS = {}  # name: the threads each child was given
+
+
+def threads_for(name: str, fixed: int) -> dict:
+    """The thread settings for one child: `fixed`, or the cores other work leaves idle now (so that PyTorch's threads
+    do not wait on a core another process holds), or none where the caller set OMP_NUM_THREADS."""
+    if "OMP_NUM_THREADS" in os.environ and not fixed:
+        return {}
+    from archnb.runtime import free_cores
+
+    THREADS[name] = fixed or free_cores()
+    return {"OMP_NUM_THREADS": str(THREADS[name])}
+
+
 @contextmanager
-def own_temp_folder(name: str):
-    "An environment whose TMPDIR is a fresh folder, removed with all it holds (its size kept) when the child ends."
-    from archnb.files import folder_bytes  # standard library only: no torch in the runner
+def own_temp_folder(name: str, threads: int = 0):
+    """An environment whose TMPDIR is a fresh folder, removed with all it holds (its size kept) when the child ends,
+    with the child's threads (`threads_for`)."""
+    from archnb.files import folder_bytes
 
     folder = tempfile.mkdtemp(prefix="archnb-t-")  # short: Ray puts socket paths under it, limited to 107 bytes
     try:
-        yield {**os.environ, "TMPDIR": folder}
+        yield {**os.environ, **threads_for(name, threads), "TMPDIR": folder}
     finally:
         LEFT_BEHIND[name] = folder_bytes(folder)
         shutil.rmtree(folder, ignore_errors=True)
@@ -98,9 +114,9 @@ def error_line(detail: str) -> str:
     return ((named or lines or ["no error output"])[-1])[:600]
 
 
-def test_notebook(nb: Path, flags: str, timeout: float) -> tuple[bool, str]:
+def test_notebook(nb: Path, flags: str, timeout: float, threads: int = 0) -> tuple[bool, str]:
     "(passed, what went wrong) for one notebook, tested in a fresh process."
-    with own_temp_folder(nb.name) as env:
+    with own_temp_folder(nb.name, threads) as env:
         try:
             res = subprocess.run(
                 [sys.executable, __file__, "--one", str(nb), "--flags", flags],
@@ -114,10 +130,10 @@ def test_notebook(nb: Path, flags: str, timeout: float) -> tuple[bool, str]:
     return res.returncode == 0, without_announcements(res.stderr)
 
 
-def run_pytest(folder: str) -> tuple[bool, list[str]]:
+def run_pytest(folder: str, threads: int = 0) -> tuple[bool, list[str]]:
     "(passed, its closing line and each FAILED/ERROR line) for `pytest -q folder`, its output shown as it comes."
     kept, last = [], ""
-    with own_temp_folder("pytest") as env:
+    with own_temp_folder("pytest", threads) as env:
         cmd = [sys.executable, "-m", "pytest", "-q", folder]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         for line in proc.stdout:
@@ -137,12 +153,31 @@ def disk_lines() -> list[str]:
     return lines + (["low disk: under 2 GB free, which can fail tests that write models"] if free < 2e9 else [])
 
 
+def thread_tag(name: str) -> str:
+    "`[1 thread]  ` where a child got fewer threads than the machine has cores, else nothing."
+    n = THREADS.get(name)
+    return f"[{n} thread{'s' * (n > 1)}]  " if n and n < (os.cpu_count() or 1) else ""
+
+
+def thread_lines(fixed: int) -> list[str]:
+    "How many threads the children got: fewer than the cores, unless `fixed`, says other work held some."
+    counts = sorted(set(THREADS.values()), reverse=True)
+    if not counts:
+        return ["threads: as OMP_NUM_THREADS says for every child"]
+    said = ", ".join(f"{n} for {sum(v == n for v in THREADS.values())}" for n in counts)
+    cores = os.cpu_count() or 1
+    held = counts[-1] < cores and not fixed
+    held = " (other work held cores, so those ran slower than on an idle machine)" if held else ""
+    return [f"threads: {said} of {len(THREADS)} runs, on {cores} cores{held}"]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("paths", nargs="*", help="notebooks to test (default: all of them)")
     p.add_argument("--flags", default="", help="test flags to run that are normally skipped, e.g. 'slow'")
     p.add_argument("--timeout", type=float, default=1800, help="seconds one notebook may take (default 1800)")
     p.add_argument("--pytest", default=None, metavar="FOLDER", help="then run pytest on FOLDER, whatever failed")
+    p.add_argument("--threads", type=int, default=0, help="threads per notebook (default: the cores left idle)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -153,8 +188,9 @@ def main() -> int:
     failed, start = [], time.perf_counter()
     for nb in found:
         t0, name = time.perf_counter(), nb.relative_to(Path.cwd()) if nb.is_relative_to(Path.cwd()) else nb
-        ok, detail = test_notebook(nb, args.flags, args.timeout)
-        print(f"{'ok    ' if ok else 'FAILED'} {time.perf_counter() - t0:7.1f} s  {name}", flush=True)
+        ok, detail = test_notebook(nb, args.flags, args.timeout, args.threads)
+        said = f"{'ok    ' if ok else 'FAILED'} {time.perf_counter() - t0:7.1f} s  {thread_tag(nb.name)}{name}"
+        print(said, flush=True)
         if not ok:
             failed.append(f"{name} ({detail if detail.startswith('timed out') else error_line(detail)})")
             sys.stderr.write(detail[-20000:] + "\n")
@@ -163,9 +199,9 @@ def main() -> int:
     summary += [f"failed: {name}" for name in failed]
     tests_ok = True
     if args.pytest:
-        tests_ok, said = run_pytest(args.pytest)
+        tests_ok, said = run_pytest(args.pytest, args.threads)
         summary += said
-    summary += disk_lines()
+    summary += disk_lines() + thread_lines(args.threads)
     print("\nsummary\n" + "\n".join(summary), flush=True)
     return 0 if not failed and tests_ok else 1
 
