@@ -644,13 +644,36 @@ def _stopped_line(args) -> str:
     return f"archnb {args.command}: stopped by Ctrl-C; {kept} (every write is whole or not made){again}"
 
 
+_LIGHT_COMMANDS = {"presets"}  # commands that compute nothing worth fitting threads for
+
+
+def _fit_threads_to_load(command: str) -> str | None:
+    "Use only the cores other work leaves idle (PyTorch's threads wait for each other on a core another process"
+    "holds); the line that says so, or None where nothing changed (an idle machine, or OMP_NUM_THREADS given)."
+    if command in _LIGHT_COMMANDS or "OMP_NUM_THREADS" in os.environ:
+        return None
+    import torch
+
+    from archnb.runtime import free_cores
+
+    free, threads = free_cores(), torch.get_num_threads()
+    if free >= threads:
+        return None
+    torch.set_num_threads(free)
+    os.environ["OMP_NUM_THREADS"] = str(free)  # for the processes it starts too
+    return f"archnb {command}: other work holds cores, so {free} of {threads} threads (set OMP_NUM_THREADS to choose)"
+
+
 def main(argv: list[str] | None = None) -> int:
     "Run the `archnb` command; bad input prints one clear line and exits with status 2, Ctrl-C one line and 130."
-    argv = sys.argv[1:] if argv is None else list(argv)
+    "Run as a program (no `argv`), it computes on the cores other work leaves idle (`_fit_threads_to_load`)."
+    as_program, argv = argv is None, sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(*_command_and_action(argv))
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse's own message, from the (sub)command the flags were given to
         getattr(parser, "asked", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    if as_program and (fitted := _fit_threads_to_load(args.command)):
+        print(fitted, file=sys.stderr)
     try:
         return args.func(args)
     except (
