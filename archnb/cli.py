@@ -650,14 +650,14 @@ _LIGHT_COMMANDS = {"presets"}  # commands that compute nothing worth fitting thr
 def _fit_threads_to_load(command: str) -> str | None:
     "Use only the cores other work leaves idle (PyTorch's threads wait for each other on a core another process"
     "holds); the line that says so, or None where nothing changed (an idle machine, or OMP_NUM_THREADS given)."
-    if command in _LIGHT_COMMANDS or "OMP_NUM_THREADS" in os.environ:
+    if command in _LIGHT_COMMANDS:
         return None
     import torch
 
-    from archnb.runtime import free_cores
+    from archnb.runtime import threads_for_load
 
-    free, threads = free_cores(), torch.get_num_threads()
-    if free >= threads:
+    free, threads = threads_for_load(), torch.get_num_threads()
+    if free is None or free >= threads:
         return None
     torch.set_num_threads(free)
     os.environ["OMP_NUM_THREADS"] = str(free)  # for the processes it starts too

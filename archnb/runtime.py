@@ -18,7 +18,7 @@ import torch
 
 # %% auto #0
 __all__ = ['DTYPES', 'BUSY_SHARE', 'resolve_device', 'resolve_precision', 'autocast', 'peak_flops', 'mfu', 'PeakMemory',
-           'MachineLoad', 'free_cores', 'make_adamw', 'generation_seconds', 'sync']
+           'MachineLoad', 'free_cores', 'threads_for_load', 'make_adamw', 'generation_seconds', 'sync']
 
 # %% ../nbs/01a_runtime.ipynb #bd34cb76
 _all_ = ["sync"]  # helpers that other modules use: public, defined below
@@ -260,6 +260,11 @@ def free_cores(seconds: float = 0.5) -> int:
         time.sleep(seconds)
     share, cpus = load.metrics["load/others_cpu_share"], load.metrics["load/cpus"]
     return cpus if share is None else max(1, cpus - round(share * cpus))
+
+
+def threads_for_load() -> int | None:
+    "Threads for work starting now: None where OMP_NUM_THREADS chose already, else `free_cores()`."
+    return None if "OMP_NUM_THREADS" in os.environ else free_cores()
 
 # %% ../nbs/01a_runtime.ipynb #c0b986b1
 def make_adamw(model, t, device) -> torch.optim.AdamW:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -82,16 +83,17 @@ THREADS = {}  # name: the threads each child was given
 def threads_for(name: str, fixed: int) -> dict:
     """The thread settings for one child: `fixed`, or the cores other work leaves idle now (so that PyTorch's threads
     do not wait on a core another process holds), or none where the caller set OMP_NUM_THREADS."""
-    if "OMP_NUM_THREADS" in os.environ and not fixed:
-        return {}
-    from archnb.runtime import free_cores
+    from archnb.runtime import threads_for_load
 
-    THREADS[name] = fixed or free_cores()
-    return {"OMP_NUM_THREADS": str(THREADS[name])}
+    threads = fixed or threads_for_load()
+    if threads is None:
+        return {}
+    THREADS[name] = threads
+    return {"OMP_NUM_THREADS": str(threads)}
 
 
 @contextmanager
-def own_temp_folder(name: str, threads: int = 0):
+def child_environment(name: str, threads: int = 0):
     """An environment whose TMPDIR is a fresh folder, removed with all it holds (its size kept) when the child ends,
     with the child's threads (`threads_for`)."""
     from archnb.files import folder_bytes
@@ -116,7 +118,7 @@ def error_line(detail: str) -> str:
 
 def test_notebook(nb: Path, flags: str, timeout: float, threads: int = 0) -> tuple[bool, str]:
     "(passed, what went wrong) for one notebook, tested in a fresh process."
-    with own_temp_folder(nb.name, threads) as env:
+    with child_environment(nb.name, threads) as env:
         try:
             res = subprocess.run(
                 [sys.executable, __file__, "--one", str(nb), "--flags", flags],
@@ -133,7 +135,7 @@ def test_notebook(nb: Path, flags: str, timeout: float, threads: int = 0) -> tup
 def run_pytest(folder: str, threads: int = 0) -> tuple[bool, list[str]]:
     "(passed, its closing line and each FAILED/ERROR line) for `pytest -q folder`, its output shown as it comes."
     kept, last = [], ""
-    with own_temp_folder("pytest", threads) as env:
+    with child_environment("pytest", threads) as env:
         cmd = [sys.executable, "-m", "pytest", "-q", folder]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         for line in proc.stdout:
@@ -161,12 +163,12 @@ def thread_tag(name: str) -> str:
 
 def thread_lines(fixed: int) -> list[str]:
     "How many threads the children got: fewer than the cores, unless `fixed`, says other work held some."
-    counts = sorted(set(THREADS.values()), reverse=True)
+    counts = Counter(THREADS.values())
     if not counts:
         return ["threads: as OMP_NUM_THREADS says for every child"]
-    said = ", ".join(f"{n} for {sum(v == n for v in THREADS.values())}" for n in counts)
+    said = ", ".join(f"{n} for {k}" for n, k in sorted(counts.items(), reverse=True))
     cores = os.cpu_count() or 1
-    held = counts[-1] < cores and not fixed
+    held = min(counts) < cores and not fixed
     held = " (other work held cores, so those ran slower than on an idle machine)" if held else ""
     return [f"threads: {said} of {len(THREADS)} runs, on {cores} cores{held}"]
 
